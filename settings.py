@@ -1,0 +1,295 @@
+"""Service configuration: `config.ini`, overridden by `REALTIME_<SECTION>_<KEY>`.
+
+Every key the service knows is declared once in `SCHEMA` with its parser and
+default. `load_settings` returns typed, frozen settings or raises `ConfigError`
+with one line naming the offending key and where its value came from, so a
+bad deployment stops at start-up instead of failing later.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+ENV_PREFIX = "REALTIME_"
+DEMO_SECRET_FILE = "demo-secret"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; the message names the key."""
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _port(raw: str) -> int:
+    value = _integer(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("is not a port number (0-65535)")
+    return value
+
+
+def _integer(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("is not a whole number") from None
+
+
+def _positive_integer(raw: str) -> int:
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _positive_number(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("is not a number") from None
+    if not value > 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("is not a boolean (true/false)")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of: {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+# section -> key -> (parser, default as it would be written in config.ini)
+SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
+    "server": {
+        "host": (_text, "127.0.0.1"),
+        "ws_port": (_port, "8080"),
+        "http_port": (_port, "8081"),
+        "demo": (_boolean, "false"),
+        "drain_timeout": (_positive_number, "10"),
+    },
+    "database": {
+        "backend": (_choice("sqlite", "mysql"), "sqlite"),
+        "path": (_text, "data/realtime.sqlite3"),
+        "host": (_text, "127.0.0.1"),
+        "port": (_port, "3306"),
+        "user": (_text, "realtime"),
+        "password": (_text, ""),
+        "name": (_text, "realtime"),
+        "pool_size": (_positive_integer, "10"),
+    },
+    "auth": {
+        "secret": (_text, ""),
+        "timeout": (_positive_number, "10"),
+    },
+    "notify": {
+        "secret": (_text, ""),
+    },
+    "cluster": {
+        "backend": (_choice("local", "redis"), "local"),
+        "redis_url": (_text, "redis://127.0.0.1:6379/0"),
+    },
+    "limits": {
+        "max_frame_bytes": (_positive_integer, "65536"),
+        "max_content_chars": (_positive_integer, "4000"),
+        "history_page": (_positive_integer, "50"),
+        "history_page_max": (_positive_integer, "100"),
+        "notifications_page": (_positive_integer, "20"),
+        "notifications_page_max": (_positive_integer, "100"),
+        "send_queue_frames": (_positive_integer, "1000"),
+        "write_batch": (_positive_integer, "500"),
+    },
+    "log": {
+        "level": (_choice("debug", "info", "warning", "error"), "info"),
+    },
+}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str
+    ws_port: int
+    http_port: int
+    demo: bool
+    drain_timeout: float
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    backend: str
+    path: str
+    host: str
+    port: int
+    user: str
+    password: str
+    name: str
+    pool_size: int
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    secret: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    secret: str
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    backend: str
+    redis_url: str
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_frame_bytes: int
+    max_content_chars: int
+    history_page: int
+    history_page_max: int
+    notifications_page: int
+    notifications_page_max: int
+    send_queue_frames: int
+    write_batch: int
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings
+    database: DatabaseSettings
+    auth: AuthSettings
+    notify: NotifySettings
+    cluster: ClusterSettings
+    limits: LimitSettings
+    log: LogSettings
+
+    def redacted(self) -> dict[str, dict[str, Any]]:
+        """The effective configuration with every secret masked, for start-up logs."""
+        shown: dict[str, dict[str, Any]] = {}
+        for section, keys in SCHEMA.items():
+            values = getattr(self, section)
+            shown[section] = {
+                key: ("***" if _is_secret(key) and getattr(values, key) else getattr(values, key))
+                for key in keys
+            }
+        return shown
+
+
+_SECTION_TYPES = {
+    "server": ServerSettings,
+    "database": DatabaseSettings,
+    "auth": AuthSettings,
+    "notify": NotifySettings,
+    "cluster": ClusterSettings,
+    "limits": LimitSettings,
+    "log": LogSettings,
+}
+
+
+def _is_secret(key: str) -> bool:
+    return key in ("secret", "password")
+
+
+def env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    demo: bool | None = None,
+) -> Settings:
+    """Read `path` (default `config.ini` if present), apply environment overrides.
+
+    `demo` (the `--demo` flag) wins over `[server] demo`. In demo mode without
+    an `[auth] secret`, a random secret is kept in the data directory so tokens
+    survive restarts.
+    """
+    environ = os.environ if environ is None else environ
+    parser = configparser.ConfigParser(interpolation=None)
+    if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        parser.read(path, encoding="utf-8")
+    elif Path("config.ini").is_file():
+        parser.read("config.ini", encoding="utf-8")
+    _reject_unknown_keys(parser)
+
+    sections: dict[str, Any] = {}
+    for section, keys in SCHEMA.items():
+        values = {}
+        for key, (parse, default) in keys.items():
+            name = env_name(section, key)
+            if name in environ:
+                raw, source = environ[name], f"environment {name}"
+            elif parser.has_option(section, key):
+                raw, source = parser.get(section, key), "config file"
+            else:
+                raw, source = default, "default"
+            try:
+                values[key] = parse(raw)
+            except ValueError as problem:
+                raise ConfigError(f"[{section}] {key} = {raw!r} {problem} (from {source})") from None
+        sections[section] = values
+
+    if demo is not None:
+        sections["server"]["demo"] = demo
+    if not sections["auth"]["secret"]:
+        if not sections["server"]["demo"]:
+            raise ConfigError(
+                "[auth] secret is required (set it in config.ini or REALTIME_AUTH_SECRET), "
+                "unless demo mode is on (--demo)"
+            )
+        sections["auth"]["secret"] = _demo_secret(Path(sections["database"]["path"]).parent)
+    return Settings(**{name: _SECTION_TYPES[name](**values) for name, values in sections.items()})
+
+
+def _reject_unknown_keys(parser: configparser.ConfigParser) -> None:
+    for section in parser.sections():
+        if section not in SCHEMA:
+            raise ConfigError(f"[{section}] is not a known section (known: {', '.join(SCHEMA)})")
+        for key in parser.options(section):
+            if key not in SCHEMA[section]:
+                raise ConfigError(f"[{section}] {key} is not a known key")
+
+
+def _demo_secret(data_dir: Path) -> str:
+    """A random secret kept in `data_dir`, created on first use (demo mode only)."""
+    secret_file = data_dir / DEMO_SECRET_FILE
+    if secret_file.is_file():
+        return secret_file.read_text(encoding="utf-8").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(secret)
+    return secret
