@@ -1,0 +1,1 @@
+"""The wire contract (`../shared/protocol.md`) as pure functions: frames and tokens."""

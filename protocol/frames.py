@@ -1,0 +1,396 @@
+"""Client frames in, server frames out: the wire contract as pure functions.
+
+`parse_frame` turns the text of one WebSocket frame into a command object or
+raises `FrameError` carrying the contract's error code; the `*_frame`
+builders return the JSON text of server frames. Nothing here touches a
+socket, a database or an actor, so all of it is tested without them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+MAX_ID = 2**63 - 1
+MAX_CLIENT_MSG_ID_CHARS = 64
+
+
+class ErrorCode:
+    """The `code` values of `error` frames."""
+
+    BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    TOO_LARGE = "too_large"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+class CloseCode:
+    """WebSocket close codes of the contract."""
+
+    GOING_AWAY = 1001
+    UNSUPPORTED_DATA = 1003
+    INTERNAL_ERROR = 1011
+    MESSAGE_TOO_BIG = 1009
+    TRY_AGAIN_LATER = 1013
+    UNAUTHORIZED = 4401
+    AUTH_TIMEOUT = 4408
+    RATE_LIMITED = 4429
+
+
+class FrameError(Exception):
+    """A frame the server refuses; answer it with `error_frame(code, message, ref)`."""
+
+    def __init__(self, code: str, message: str, ref: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref or {}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The bounds a frame is validated against (from `[limits]`)."""
+
+    max_content_chars: int = 4000
+    history_page: int = 50
+    history_page_max: int = 100
+    notifications_page: int = 20
+    notifications_page_max: int = 100
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    user_id: int | None
+    token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    to: int
+    content: str
+    client_msg_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkRead:
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchHistory:
+    with_user: int
+    before: int | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchNotifications:
+    before: int | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarkNotificationRead:
+    notification_id: int | None  # None means all
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+Command = Connect | SendMessage | MarkRead | FetchHistory | FetchNotifications | MarkNotificationRead | Ping
+
+
+def parse_frame(text: str, limits: Limits = Limits()) -> Command:
+    """Parse and validate one client text frame.
+
+    Raises `FrameError`: `bad_request` for anything malformed, `too_large` for
+    content over the limit. For a `connect` frame the caller answers any
+    failure with `unauthorized` and close 4401 instead.
+    """
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise FrameError(ErrorCode.BAD_REQUEST, "frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise FrameError(ErrorCode.BAD_REQUEST, "frame must be a JSON object")
+    frame_type = data.get("type")
+    if not isinstance(frame_type, str):
+        raise FrameError(ErrorCode.BAD_REQUEST, "frame has no string field 'type'")
+    ref = frame_ref(data)
+    parse = _PARSERS.get(frame_type)
+    if parse is None:
+        raise FrameError(ErrorCode.BAD_REQUEST, f"unknown frame type {frame_type[:40]!r}", ref)
+    try:
+        return parse(data, limits)
+    except FrameError as error:
+        error.ref = ref
+        raise
+
+
+def command_ref(command: Command) -> dict[str, Any]:
+    """The `ref` of an error about a frame that parsed into `command`."""
+    ref: dict[str, Any] = {"type": _FRAME_TYPES[type(command)]}
+    client_msg_id = getattr(command, "client_msg_id", None)
+    if client_msg_id is not None:
+        ref["clientMsgId"] = client_msg_id
+    return ref
+
+
+def frame_ref(data: dict[str, Any]) -> dict[str, Any]:
+    """The `ref` of an error about this frame: its type and, if it had one, its clientMsgId."""
+    ref: dict[str, Any] = {"type": data.get("type")}
+    client_msg_id = data.get("clientMsgId")
+    if isinstance(client_msg_id, str) and len(client_msg_id) <= MAX_CLIENT_MSG_ID_CHARS:
+        ref["clientMsgId"] = client_msg_id
+    return ref
+
+
+def _id(data: dict[str, Any], field: str, required: bool = True) -> int | None:
+    value = data.get(field)
+    if value is None and not required:
+        return None
+    # bool is an int in Python, but `true` is not an id
+    if type(value) is not int or not 1 <= value <= MAX_ID:
+        raise FrameError(ErrorCode.BAD_REQUEST, f"'{field}' must be a positive integer id")
+    return value
+
+
+def _page_size(data: dict[str, Any], default: int, maximum: int) -> int:
+    value = data.get("limit")
+    if value is None:
+        return default
+    if type(value) is not int or value < 1:
+        raise FrameError(ErrorCode.BAD_REQUEST, "'limit' must be a positive integer")
+    return min(value, maximum)
+
+
+def _text(value: Any, field: str, max_chars: int) -> str:
+    if not isinstance(value, str):
+        raise FrameError(ErrorCode.BAD_REQUEST, f"'{field}' must be a string")
+    if not value.strip():
+        raise FrameError(ErrorCode.BAD_REQUEST, f"'{field}' must not be empty")
+    if len(value) > max_chars:
+        raise FrameError(ErrorCode.TOO_LARGE, f"'{field}' is longer than {max_chars} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FrameError(ErrorCode.BAD_REQUEST, f"'{field}' contains an unpaired surrogate") from None
+    return value
+
+
+def _parse_connect(data: dict[str, Any], limits: Limits) -> Connect:
+    user_id = data.get("userId")
+    if isinstance(user_id, str) and user_id.isdecimal():
+        user_id = int(user_id)
+    token = data.get("token")
+    if user_id is not None and (type(user_id) is not int or not 1 <= user_id <= MAX_ID):
+        raise FrameError(ErrorCode.UNAUTHORIZED, "'userId' must be a positive integer id")
+    if token is not None and not isinstance(token, str):
+        raise FrameError(ErrorCode.UNAUTHORIZED, "'token' must be a string")
+    return Connect(user_id=user_id, token=token)
+
+
+def _parse_message(data: dict[str, Any], limits: Limits) -> SendMessage:
+    to = _id(data, "to")
+    content = _text(data.get("content"), "content", limits.max_content_chars)
+    client_msg_id = data.get("clientMsgId")
+    if client_msg_id is not None:
+        if not isinstance(client_msg_id, str) or not client_msg_id:
+            raise FrameError(ErrorCode.BAD_REQUEST, "'clientMsgId' must be a non-empty string")
+        if len(client_msg_id) > MAX_CLIENT_MSG_ID_CHARS:
+            raise FrameError(
+                ErrorCode.BAD_REQUEST, f"'clientMsgId' is longer than {MAX_CLIENT_MSG_ID_CHARS} characters"
+            )
+        _text(client_msg_id, "clientMsgId", MAX_CLIENT_MSG_ID_CHARS)
+    return SendMessage(to=to, content=content, client_msg_id=client_msg_id)
+
+
+def _parse_message_read(data: dict[str, Any], limits: Limits) -> MarkRead:
+    return MarkRead(message_id=_id(data, "messageId"))
+
+
+def _parse_history(data: dict[str, Any], limits: Limits) -> FetchHistory:
+    return FetchHistory(
+        with_user=_id(data, "with"),
+        before=_id(data, "before", required=False),
+        limit=_page_size(data, limits.history_page, limits.history_page_max),
+    )
+
+
+def _parse_notifications(data: dict[str, Any], limits: Limits) -> FetchNotifications:
+    return FetchNotifications(
+        before=_id(data, "before", required=False),
+        limit=_page_size(data, limits.notifications_page, limits.notifications_page_max),
+    )
+
+
+def _parse_notification_read(data: dict[str, Any], limits: Limits) -> MarkNotificationRead:
+    if data.get("all") is True and data.get("notificationId") is None:
+        return MarkNotificationRead(notification_id=None)
+    if "all" in data and data["all"] not in (False, None):
+        raise FrameError(ErrorCode.BAD_REQUEST, "'all' must be true")
+    return MarkNotificationRead(notification_id=_id(data, "notificationId"))
+
+
+def _parse_ping(data: dict[str, Any], limits: Limits) -> Ping:
+    return Ping()
+
+
+_PARSERS = {
+    "connect": _parse_connect,
+    "message": _parse_message,
+    "message_read": _parse_message_read,
+    "history": _parse_history,
+    "notifications": _parse_notifications,
+    "notification_read": _parse_notification_read,
+    "ping": _parse_ping,
+}
+_FRAME_TYPES = {
+    Connect: "connect",
+    SendMessage: "message",
+    MarkRead: "message_read",
+    FetchHistory: "history",
+    FetchNotifications: "notifications",
+    MarkNotificationRead: "notification_read",
+    Ping: "ping",
+}
+
+
+# ---------------------------------------------------------------- server frames
+
+
+def iso_time(epoch_ms: int) -> str:
+    """`2026-11-26T06:05:25.123Z` for a UTC time in epoch milliseconds."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def error_frame(code: str, message: str, ref: dict[str, Any] | None = None) -> str:
+    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if ref:
+        frame["ref"] = ref
+    return encode(frame)
+
+
+def connected_frame(user_id: int, unread_messages: int, unread_notifications: int) -> str:
+    return encode(
+        {
+            "type": "connected",
+            "userId": user_id,
+            "unreadMessages": unread_messages,
+            "unreadNotifications": unread_notifications,
+        }
+    )
+
+
+def message_sent_frame(message_id: int, client_msg_id: str | None, to: int, created_at: int) -> str:
+    return encode(
+        {
+            "type": "message_sent",
+            "messageId": message_id,
+            "clientMsgId": client_msg_id,
+            "to": to,
+            "createdAt": iso_time(created_at),
+        }
+    )
+
+
+def message_frame(
+    message_id: int, sender_id: int, recipient_id: int, content: str, created_at: int, client_msg_id: str | None
+) -> str:
+    return encode(
+        {
+            "type": "message",
+            "messageId": message_id,
+            "from": sender_id,
+            "to": recipient_id,
+            "content": content,
+            "createdAt": iso_time(created_at),
+            "clientMsgId": client_msg_id,
+        }
+    )
+
+
+def message_delivered_frame(message_id: int, client_msg_id: str | None, delivered_at: int) -> str:
+    return encode(
+        {
+            "type": "message_delivered",
+            "messageId": message_id,
+            "clientMsgId": client_msg_id,
+            "deliveredAt": iso_time(delivered_at),
+        }
+    )
+
+
+def message_read_frame(message_id: int, read_by: int, read_at: int) -> str:
+    return encode({"type": "message_read", "messageId": message_id, "readBy": read_by, "readAt": iso_time(read_at)})
+
+
+def history_frame(with_user: int, messages: list[dict[str, Any]]) -> str:
+    """`messages`: oldest first, each `{messageId, from, to, content, createdAt, status}`."""
+    return encode({"type": "history", "with": with_user, "messages": messages})
+
+
+def history_entry(
+    message_id: int, sender_id: int, recipient_id: int, content: str, created_at: int, status: str
+) -> dict[str, Any]:
+    return {
+        "messageId": message_id,
+        "from": sender_id,
+        "to": recipient_id,
+        "content": content,
+        "createdAt": iso_time(created_at),
+        "status": status,
+    }
+
+
+def notification_entry(
+    notification_id: int,
+    notification_type: str,
+    actor_id: int,
+    post_id: int,
+    comment_id: int | None,
+    created_at: int,
+    text: str,
+    read: bool,
+) -> dict[str, Any]:
+    return {
+        "notificationId": notification_id,
+        "notificationType": notification_type,
+        "actorId": actor_id,
+        "postId": post_id,
+        "commentId": comment_id,
+        "createdAt": iso_time(created_at),
+        "text": text,
+        "read": read,
+    }
+
+
+def notifications_frame(notifications: list[dict[str, Any]]) -> str:
+    """`notifications`: newest first, each built by `notification_entry`."""
+    return encode({"type": "notifications", "notifications": notifications})
+
+
+def notification_read_frame(notification_id: int | None, read_at: int) -> str:
+    """`notification_id` None means all of the user's notifications."""
+    target: dict[str, Any] = {"all": True} if notification_id is None else {"notificationId": notification_id}
+    return encode({"type": "notification_read", **target, "readAt": iso_time(read_at)})
+
+
+def pong_frame() -> str:
+    return '{"type":"pong"}'

@@ -1,0 +1,44 @@
+"""JWT (HS256) tokens shared with the main web application.
+
+Claims: `sub` is the user id (string or integer), `exp` is required.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+
+from protocol.frames import MAX_ID
+
+ALGORITHM = "HS256"
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, expired, badly signed or names no valid user id."""
+
+
+def verify_token(secret: str, token: str | None) -> int:
+    """Return the user id the token was issued for, or raise `InvalidToken`."""
+    if not token:
+        raise InvalidToken("no token")
+    try:
+        # PyJWT insists that `sub` is a string; the contract allows an integer too.
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"], "verify_sub": False}
+        )
+    except jwt.PyJWTError as error:
+        raise InvalidToken(str(error)) from None
+    subject = claims["sub"]
+    if isinstance(subject, str) and subject.isdecimal():
+        subject = int(subject)
+    if type(subject) is not int or not 1 <= subject <= MAX_ID:
+        raise InvalidToken("'sub' is not a user id")
+    return subject
+
+
+def mint_token(secret: str, user_id: int, ttl_seconds: float = 3600, now: float | None = None) -> str:
+    """A token for `user_id` that expires `ttl_seconds` from now."""
+    issued = time.time() if now is None else now
+    claims = {"sub": str(user_id), "iat": int(issued), "exp": int(issued + ttl_seconds)}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
