@@ -1,0 +1,50 @@
+"""Persistence: the SQL, the engines that run it, and the group-commit writers.
+
+`open_storage(settings)` builds the `Storage` for `[database]`; nothing
+outside this package writes SQL.
+"""
+
+from storage.engine import MysqlEngine, SqliteEngine, StorageUnavailable
+from storage.store import (
+    ConnectSummary,
+    Delivery,
+    Forbidden,
+    Message,
+    MessageDraft,
+    NotFound,
+    Notification,
+    ReadMark,
+    Storage,
+    StoreResult,
+)
+
+__all__ = [
+    "ConnectSummary",
+    "Delivery",
+    "Forbidden",
+    "Message",
+    "MessageDraft",
+    "NotFound",
+    "Notification",
+    "ReadMark",
+    "Storage",
+    "StorageUnavailable",
+    "StoreResult",
+    "open_storage",
+]
+
+
+def open_storage(database) -> Storage:
+    """A `Storage` on the backend that `database` (`settings.DatabaseSettings`) names."""
+    if database.backend == "mysql":
+        engine = MysqlEngine(
+            host=database.host,
+            port=database.port,
+            user=database.user,
+            password=database.password,
+            database=database.name,
+            pool_size=database.pool_size,
+        )
+    else:
+        engine = SqliteEngine(database.path)
+    return Storage(engine)

@@ -1,0 +1,98 @@
+"""Group commit: many writers' rows stored in few transactions.
+
+With durable commits every transaction waits for the disk, so one INSERT per
+chat message caps throughput at the disk's flush rate. A `WriteBatcher`
+queues items from any greenlet and a single worker stores whatever has
+accumulated in one transaction while the previous one commits. Batches run
+one at a time in arrival order, so the order items were submitted is the
+order they are stored (and the order of their auto-increment ids).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Callable, Generic, Sequence, TypeVar
+
+import gevent
+from gevent.event import Event
+
+from storage.engine import StorageUnavailable
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+Outcome = object  # a Result, or the Exception that prevented it
+log = logging.getLogger(__name__)
+
+
+class WriterClosed(StorageUnavailable):
+    """The service is shutting down and takes no more writes."""
+
+
+class WriteBatcher(Generic[Item, Result]):
+    def __init__(self, name: str, flush: Callable[[Sequence[Item]], Sequence[Result]], max_batch: int):
+        """`flush(items)` stores items in one transaction and returns one result per item, in order."""
+        self.name = name
+        self._flush = flush
+        self._max_batch = max_batch
+        self._pending: deque[tuple[Item, Callable[[Outcome], None]]] = deque()
+        self._wakeup = Event()
+        self._closed = False
+        self._worker = gevent.spawn(self._run)
+
+    def submit(self, item: Item, callback: Callable[[Outcome], None]) -> None:
+        """Queue `item`; `callback(result or exception)` runs in the worker once it is committed or failed."""
+        if self._closed:
+            raise WriterClosed(f"{self.name} writer is shutting down")
+        self._pending.append((item, callback))
+        self._wakeup.set()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    def close(self, timeout: float) -> bool:
+        """Refuse new items, store those queued; return False if that took longer than `timeout`."""
+        self._closed = True
+        self._wakeup.set()
+        self._worker.join(timeout)
+        return self._worker.dead
+
+    def _run(self) -> None:
+        while True:
+            self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                count = min(len(self._pending), self._max_batch)
+                self._commit([self._pending.popleft() for _ in range(count)])
+            if self._closed:
+                return
+
+    def _commit(self, batch: list[tuple[Item, Callable[[Outcome], None]]]) -> None:
+        items = [item for item, _ in batch]
+        outcomes: Sequence[Outcome]
+        try:
+            outcomes = self._flush(items)
+        except StorageUnavailable as error:
+            log.warning("%s writer: database unavailable, %d items refused: %s", self.name, len(items), error)
+            outcomes = [error] * len(items)
+        except Exception as error:
+            if len(items) == 1:
+                log.exception("%s writer: item failed", self.name)
+                outcomes = [error]
+            else:
+                # one bad item must not fail its neighbours: store them one by one to isolate it
+                log.warning("%s writer: batch of %d failed (%s); retrying one by one", self.name, len(items), error)
+                outcomes = [self._flush_alone(item) for item in items]
+        for (_, callback), outcome in zip(batch, outcomes):
+            try:
+                callback(outcome)
+            except Exception:
+                log.exception("%s writer: callback failed", self.name)
+
+    def _flush_alone(self, item: Item) -> Outcome:
+        try:
+            return self._flush([item])[0]
+        except Exception as error:
+            log.exception("%s writer: item failed", self.name)
+            return error

@@ -1,0 +1,190 @@
+"""Database engines: where and how a unit of SQL work runs.
+
+Both engines expose `transaction(work, write=...)`: `work(session)` runs inside
+one transaction, committed when it returns and rolled back when it raises.
+Queries are written once with `%s` placeholders; the SQLite session
+translates them.
+
+- `MysqlEngine`: PyMySQL connections from a DBUtils pool, used in the calling
+  greenlet (gevent makes their sockets cooperative), so slow queries only hold
+  their own greenlet and one pooled connection.
+- `SqliteEngine`: the embedded default. SQLite calls block the OS thread, so
+  they run on a small thread pool, each thread with its own connection, in WAL
+  mode with `synchronous=FULL` so a committed row survives a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class StorageUnavailable(Exception):
+    """The database cannot be reached or is too busy; the operation may be retried later."""
+
+
+class Session:
+    """One transaction's cursor with `%s` placeholders on every backend."""
+
+    def __init__(self, cursor: Any, translate: Callable[[str], str]):
+        self._cursor = cursor
+        self._translate = translate
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; return the number of rows it changed."""
+        self._cursor.execute(self._translate(sql), params)
+        return self._cursor.rowcount
+
+    def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an INSERT of one row; return its auto-increment id."""
+        self._cursor.execute(self._translate(sql), params)
+        return self._cursor.lastrowid
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        self._cursor.execute(self._translate(sql), params)
+        return list(self._cursor.fetchall())
+
+
+def placeholders(count: int) -> str:
+    """`%s, %s, ...` for an IN list or VALUES row of `count` values."""
+    return ", ".join(["%s"] * count)
+
+
+class SqliteEngine:
+    dialect = "sqlite"
+    supports_returning = False
+
+    def __init__(self, path: str, threads: int = 4):
+        from gevent.threadpool import ThreadPool
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._threads = ThreadPool(threads)
+        # A real thread-local: the pool's workers are OS threads even under monkey-patching.
+        self._local = _original_thread_local()
+        self._translations: dict[str, str] = {}
+
+    def transaction(self, work: Callable[[Session], T], write: bool = False) -> T:
+        return self._threads.apply(self._run, (work, write))
+
+    def close(self) -> None:
+        self._threads.kill()
+
+    def _run(self, work: Callable[[Session], T], write: bool) -> T:
+        connection = self._connection()
+        cursor = connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            result = work(Session(cursor, self._translate))
+            connection.commit()
+            return result
+        except BaseException as error:
+            connection.rollback()
+            if isinstance(error, sqlite3.OperationalError) and _sqlite_unavailable(error):
+                raise StorageUnavailable(f"sqlite: {error}") from error
+            raise
+        finally:
+            cursor.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self._path, timeout=10, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute("PRAGMA foreign_keys=OFF")
+            self._local.connection = connection
+        return connection
+
+    def _translate(self, sql: str) -> str:
+        translated = self._translations.get(sql)
+        if translated is None:
+            translated = self._translations[sql] = sql.replace("%s", "?")
+        return translated
+
+
+def _sqlite_unavailable(error: sqlite3.OperationalError) -> bool:
+    text = str(error).lower()
+    return any(sign in text for sign in ("locked", "busy", "unable to open", "disk i/o", "readonly"))
+
+
+def _original_thread_local() -> Any:
+    try:
+        from gevent import monkey
+
+        return monkey.get_original("threading", "local")()
+    except ImportError:  # pragma: no cover - gevent is a hard dependency
+        return threading.local()
+
+
+class MysqlEngine:
+    dialect = "mysql"
+
+    def __init__(self, host: str, port: int, user: str, password: str, database: str, pool_size: int):
+        import pymysql
+        from dbutils.pooled_db import PooledDB
+
+        self._errors = pymysql.err
+        self._pool = PooledDB(
+            creator=pymysql,
+            maxconnections=pool_size,
+            maxcached=pool_size,
+            blocking=True,
+            ping=1,  # check a connection when it leaves the pool, so a restarted database is reconnected
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            database=database,
+            charset="utf8mb4",
+            autocommit=False,
+            connect_timeout=5,
+            read_timeout=30,
+            write_timeout=30,
+            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        )
+        self.supports_returning = self.transaction(_server_supports_returning)
+
+    def transaction(self, work: Callable[[Session], T], write: bool = False) -> T:
+        try:
+            connection = self._pool.connection()
+        except self._errors.MySQLError as error:
+            raise StorageUnavailable(f"mysql: {error}") from error
+        cursor = connection.cursor()
+        try:
+            result = work(Session(cursor, _same))
+            connection.commit()
+            return result
+        except BaseException as error:
+            try:
+                connection.rollback()
+            except self._errors.MySQLError:
+                pass
+            if isinstance(error, (self._errors.OperationalError, self._errors.InterfaceError)):
+                raise StorageUnavailable(f"mysql: {error}") from error
+            raise
+        finally:
+            cursor.close()
+            connection.close()
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _same(sql: str) -> str:
+    return sql
+
+
+def _server_supports_returning(session: Session) -> bool:
+    """MariaDB 10.5 and later answer `INSERT ... RETURNING`; MySQL does not."""
+    (version,) = session.query("SELECT VERSION()")[0]
+    if "mariadb" not in version.lower():
+        return False
+    major, minor = (int(part) for part in version.split("-")[0].split(".")[:2])
+    return (major, minor) >= (10, 5)

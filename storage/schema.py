@@ -1,0 +1,145 @@
+"""Tables: the platform's (created only where missing) and the service's own (migrated).
+
+The platform tables belong to the main web application; the service reads
+only the columns the contract names, so tables with more columns work as
+they are. The service's own tables are prefixed `realtime_` and versioned in
+`realtime_schema_version`: each start applies the migrations not yet
+recorded, and a second start changes nothing.
+
+Times are UTC epoch milliseconds (BIGINT) on every backend.
+"""
+
+from __future__ import annotations
+
+import time
+
+from storage.engine import Session
+
+PLATFORM_TABLES = {
+    "sqlite": [
+        "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, username VARCHAR(100) NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS follows (follower_id BIGINT NOT NULL, followee_id BIGINT NOT NULL,"
+        " PRIMARY KEY (follower_id, followee_id))",
+        "CREATE INDEX IF NOT EXISTS idx_follows_followee ON follows (followee_id, follower_id)",
+        "CREATE TABLE IF NOT EXISTS posts (id INTEGER PRIMARY KEY, user_id BIGINT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS idx_posts_user ON posts (user_id)",
+    ],
+    "mysql": [
+        "CREATE TABLE IF NOT EXISTS users (id BIGINT NOT NULL PRIMARY KEY, username VARCHAR(100) NOT NULL)"
+        " DEFAULT CHARSET=utf8mb4",
+        "CREATE TABLE IF NOT EXISTS follows (follower_id BIGINT NOT NULL, followee_id BIGINT NOT NULL,"
+        " PRIMARY KEY (follower_id, followee_id), KEY idx_follows_followee (followee_id, follower_id))",
+        "CREATE TABLE IF NOT EXISTS posts (id BIGINT NOT NULL PRIMARY KEY, user_id BIGINT NOT NULL,"
+        " KEY idx_posts_user (user_id))",
+    ],
+}
+
+VERSION_TABLE = {
+    "sqlite": "CREATE TABLE IF NOT EXISTS realtime_schema_version"
+    " (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    "mysql": "CREATE TABLE IF NOT EXISTS realtime_schema_version"
+    " (version INT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)",
+}
+
+# version -> dialect -> statements. Never edit a released migration; add the next one.
+# Statements are idempotent (IF NOT EXISTS) because MySQL DDL cannot be rolled back.
+MIGRATIONS: list[tuple[int, dict[str, list[str]]]] = [
+    (
+        1,
+        {
+            "sqlite": [
+                "CREATE TABLE IF NOT EXISTS realtime_messages ("
+                " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " sender_id BIGINT NOT NULL,"
+                " recipient_id BIGINT NOT NULL,"
+                " content TEXT NOT NULL,"
+                " client_msg_id TEXT NULL,"
+                " status VARCHAR(9) NOT NULL DEFAULT 'sent',"
+                " created_at BIGINT NOT NULL,"
+                " delivered_at BIGINT NULL,"
+                " read_at BIGINT NULL)",
+                "CREATE UNIQUE INDEX IF NOT EXISTS uq_messages_sender_client"
+                " ON realtime_messages (sender_id, client_msg_id)",
+                "CREATE INDEX IF NOT EXISTS idx_messages_recipient_status"
+                " ON realtime_messages (recipient_id, status, id)",
+                "CREATE INDEX IF NOT EXISTS idx_messages_conversation"
+                " ON realtime_messages (sender_id, recipient_id, id)",
+                "CREATE TABLE IF NOT EXISTS realtime_notifications ("
+                " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " user_id BIGINT NOT NULL,"
+                " type VARCHAR(16) NOT NULL,"
+                " actor_id BIGINT NOT NULL,"
+                " post_id BIGINT NOT NULL,"
+                " comment_id BIGINT NULL,"
+                " text TEXT NOT NULL,"
+                " is_read SMALLINT NOT NULL DEFAULT 0,"
+                " created_at BIGINT NOT NULL,"
+                " read_at BIGINT NULL)",
+                "CREATE INDEX IF NOT EXISTS idx_notifications_user_read"
+                " ON realtime_notifications (user_id, is_read, id)",
+                "CREATE INDEX IF NOT EXISTS idx_notifications_user ON realtime_notifications (user_id, id)",
+            ],
+            "mysql": [
+                # client_msg_id is binary so that ids differing only in case or trailing spaces stay distinct
+                "CREATE TABLE IF NOT EXISTS realtime_messages ("
+                " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+                " sender_id BIGINT NOT NULL,"
+                " recipient_id BIGINT NOT NULL,"
+                " content TEXT NOT NULL,"
+                " client_msg_id VARBINARY(256) NULL,"
+                " status VARCHAR(9) NOT NULL DEFAULT 'sent',"
+                " created_at BIGINT NOT NULL,"
+                " delivered_at BIGINT NULL,"
+                " read_at BIGINT NULL,"
+                " UNIQUE KEY uq_messages_sender_client (sender_id, client_msg_id),"
+                " KEY idx_messages_recipient_status (recipient_id, status, id),"
+                " KEY idx_messages_conversation (sender_id, recipient_id, id)"
+                ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+                "CREATE TABLE IF NOT EXISTS realtime_notifications ("
+                " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+                " user_id BIGINT NOT NULL,"
+                " type VARCHAR(16) NOT NULL,"
+                " actor_id BIGINT NOT NULL,"
+                " post_id BIGINT NOT NULL,"
+                " comment_id BIGINT NULL,"
+                " text TEXT NOT NULL,"
+                " is_read TINYINT NOT NULL DEFAULT 0,"
+                " created_at BIGINT NOT NULL,"
+                " read_at BIGINT NULL,"
+                " KEY idx_notifications_user_read (user_id, is_read, id),"
+                " KEY idx_notifications_user (user_id, id)"
+                ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+            ],
+        },
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def create_platform_tables(session: Session, dialect: str) -> None:
+    for statement in PLATFORM_TABLES[dialect]:
+        session.execute(statement)
+
+
+def migrate(session: Session, dialect: str) -> list[int]:
+    """Apply the migrations newer than the recorded version; return those applied."""
+    session.execute(VERSION_TABLE[dialect])
+    current = schema_version(session)
+    applied = []
+    for version, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        for statement in statements[dialect]:
+            session.execute(statement)
+        session.execute(
+            "INSERT INTO realtime_schema_version (version, applied_at) VALUES (%s, %s)",
+            (version, int(time.time() * 1000)),
+        )
+        applied.append(version)
+    return applied
+
+
+def schema_version(session: Session) -> int:
+    (current,) = session.query("SELECT COALESCE(MAX(version), 0) FROM realtime_schema_version")[0]
+    return current

@@ -1,0 +1,373 @@
+"""Every query the service makes, written once for SQLite and MySQL/MariaDB.
+
+`Storage` methods are synchronous and each runs as one transaction on the
+engine. They return plain immutable records that can be handed between
+actors as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from storage import schema
+from storage.engine import Session, placeholders
+
+MESSAGE_COLUMNS = "id, sender_id, recipient_id, content, client_msg_id, created_at, status"
+NOTIFICATION_COLUMNS = "id, type, actor_id, post_id, comment_id, created_at, text, is_read"
+NEWEST = 2**63 - 1
+BACKLOG_PAGE = 500
+
+
+class NotFound(Exception):
+    """The thing asked for does not exist."""
+
+
+class Forbidden(Exception):
+    """The thing exists but this user may not act on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDraft:
+    sender_id: int
+    recipient_id: int
+    content: str
+    client_msg_id: str | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int
+    sender_id: int
+    recipient_id: int
+    content: str
+    client_msg_id: str | None
+    created_at: int
+    status: str  # sent, delivered or read
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """The outcome of storing one draft."""
+
+    message: Message | None  # None: the recipient does not exist
+    created: bool  # False: a message with the same clientMsgId was stored before
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message that has just moved from sent to delivered."""
+
+    message_id: int
+    sender_id: int
+    client_msg_id: str | None
+    delivered_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMark:
+    message_id: int
+    sender_id: int
+    reader_id: int
+    read_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectSummary:
+    unread_messages: int
+    unread_notifications: int
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: int
+    type: str
+    actor_id: int
+    post_id: int
+    comment_id: int | None
+    created_at: int
+    text: str
+    read: bool
+
+
+class Storage:
+    def __init__(self, engine: Any):
+        self.engine = engine
+        self.dialect: str = engine.dialect
+
+    # ------------------------------------------------------------ lifecycle
+
+    def prepare(self) -> list[int]:
+        """Create missing platform tables and migrate the service's own; return migrations applied."""
+
+        def work(session: Session) -> list[int]:
+            if self.dialect == "mysql":
+                # several nodes may start at once: one migrates, the others wait for it
+                session.query("SELECT GET_LOCK('realtime_schema', 60)")
+            try:
+                schema.create_platform_tables(session, self.dialect)
+                return schema.migrate(session, self.dialect)
+            finally:
+                if self.dialect == "mysql":
+                    session.query("SELECT RELEASE_LOCK('realtime_schema')")
+
+        return self.engine.transaction(work, write=True)
+
+    def schema_version(self) -> int:
+        return self.engine.transaction(schema.schema_version)
+
+    def check(self) -> None:
+        """Raise unless the database answers a query."""
+        self.engine.transaction(lambda session: session.query("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.close()
+
+    # ------------------------------------------------------------ platform tables
+
+    def add_users(self, users: Iterable[tuple[int, str]]) -> None:
+        """Insert users that are not there yet (demo data and tests; the platform owns this table)."""
+        self._insert_missing("users", ("id", "username"), list(users))
+
+    def add_follows(self, follows: Iterable[tuple[int, int]]) -> None:
+        """Insert (follower_id, followee_id) pairs that are not there yet."""
+        self._insert_missing("follows", ("follower_id", "followee_id"), list(follows))
+
+    def add_posts(self, posts: Iterable[tuple[int, int]]) -> None:
+        """Insert (post_id, owner_id) posts that are not there yet."""
+        self._insert_missing("posts", ("id", "user_id"), list(posts))
+
+    def delete_user(self, user_id: int) -> None:
+        """Remove a user from the platform table (tests of revoked users)."""
+        self.engine.transaction(lambda s: s.execute("DELETE FROM users WHERE id = %s", (user_id,)), write=True)
+
+    def list_users(self, limit: int = 100) -> list[tuple[int, str]]:
+        return self.engine.transaction(
+            lambda s: [(int(i), name) for i, name in s.query("SELECT id, username FROM users ORDER BY id LIMIT %s", (limit,))]
+        )
+
+    def _insert_missing(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+        ignore = "INSERT OR IGNORE" if self.dialect == "sqlite" else "INSERT IGNORE"
+        sql = f"{ignore} INTO {table} ({', '.join(columns)}) VALUES ({placeholders(len(columns))})"
+
+        def work(session: Session) -> None:
+            for row in rows:
+                session.execute(sql, row)
+
+        self.engine.transaction(work, write=True)
+
+    # ------------------------------------------------------------ messages
+
+    def store_messages(self, drafts: Sequence[MessageDraft]) -> list[StoreResult]:
+        """Store a batch of drafts in one transaction, in order; idempotent per (sender, clientMsgId).
+
+        A draft whose (sender, clientMsgId) was stored before, or earlier in the
+        same batch, returns that message with `created=False` and stores nothing.
+        Ids increase in batch order.
+        """
+        return self.engine.transaction(lambda session: self._store_messages(session, drafts), write=True)
+
+    def _store_messages(self, session: Session, drafts: Sequence[MessageDraft]) -> list[StoreResult]:
+        recipients = sorted({draft.recipient_id for draft in drafts})
+        known = {
+            int(row[0])
+            for row in session.query(f"SELECT id FROM users WHERE id IN ({placeholders(len(recipients))})", recipients)
+        }
+        existing = self._messages_by_client_id(
+            session, {(d.sender_id, d.client_msg_id) for d in drafts if d.client_msg_id is not None}
+        )
+        results: list[StoreResult | None] = [None] * len(drafts)
+        fresh: list[int] = []  # indexes of drafts to insert
+        first_of_key: dict[tuple[int, str], int] = {}
+        repeats: list[tuple[int, int]] = []  # (draft index, index of the earlier draft with its key)
+        for index, draft in enumerate(drafts):
+            if draft.recipient_id not in known:
+                results[index] = StoreResult(message=None, created=False)
+                continue
+            key = (draft.sender_id, draft.client_msg_id) if draft.client_msg_id is not None else None
+            if key in existing:
+                results[index] = StoreResult(message=existing[key], created=False)
+            elif key in first_of_key:
+                repeats.append((index, first_of_key[key]))
+            else:
+                if key is not None:
+                    first_of_key[key] = index
+                fresh.append(index)
+
+        ids = self._insert_messages(session, [drafts[index] for index in fresh])
+        for index, message_id in zip(fresh, ids):
+            draft = drafts[index]
+            message = Message(
+                message_id, draft.sender_id, draft.recipient_id, draft.content, draft.client_msg_id, draft.created_at, "sent"
+            )
+            results[index] = StoreResult(message=message, created=True)
+        for index, earlier in repeats:
+            results[index] = StoreResult(message=results[earlier].message, created=False)
+        return results  # type: ignore[return-value]
+
+    def _messages_by_client_id(self, session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
+        if not keys:
+            return {}
+        senders = sorted({sender for sender, _ in keys})
+        client_ids = sorted({client_msg_id for _, client_msg_id in keys})
+        rows = session.query(
+            f"SELECT {MESSAGE_COLUMNS} FROM realtime_messages"
+            f" WHERE sender_id IN ({placeholders(len(senders))}) AND client_msg_id IN ({placeholders(len(client_ids))})",
+            [*senders, *client_ids],
+        )
+        found = (_message(row) for row in rows)
+        return {key: message for message in found if (key := (message.sender_id, message.client_msg_id)) in keys}
+
+    def _insert_messages(self, session: Session, drafts: list[MessageDraft]) -> list[int]:
+        if not drafts:
+            return []
+        columns = "(sender_id, recipient_id, content, client_msg_id, status, created_at)"
+        rows = [(d.sender_id, d.recipient_id, d.content, d.client_msg_id, "sent", d.created_at) for d in drafts]
+        if not self.engine.supports_returning:
+            sql = f"INSERT INTO realtime_messages {columns} VALUES ({placeholders(6)})"
+            return [session.insert(sql, row) for row in rows]
+        values = ", ".join([f"({placeholders(6)})"] * len(rows))
+        returned = session.query(
+            f"INSERT INTO realtime_messages {columns} VALUES {values} RETURNING id", [v for row in rows for v in row]
+        )
+        # auto-increment ids grow in VALUES order, whatever order RETURNING lists them in
+        return sorted(int(row[0]) for row in returned)
+
+    def mark_delivered(self, message_ids: Sequence[int], delivered_at: int) -> dict[int, Delivery]:
+        """Move these messages from sent to delivered; return those that moved, by id."""
+
+        def work(session: Session) -> dict[int, Delivery]:
+            marks = placeholders(len(message_ids))
+            rows = session.query(
+                f"SELECT id, sender_id, client_msg_id FROM realtime_messages WHERE id IN ({marks}) AND status = 'sent'",
+                message_ids,
+            )
+            if not rows:
+                return {}
+            moving = [int(row[0]) for row in rows]
+            session.execute(
+                f"UPDATE realtime_messages SET status = 'delivered', delivered_at = %s"
+                f" WHERE id IN ({placeholders(len(moving))}) AND status = 'sent'",
+                [delivered_at, *moving],
+            )
+            return {
+                int(message_id): Delivery(int(message_id), int(sender_id), _text(client_msg_id), delivered_at)
+                for message_id, sender_id, client_msg_id in rows
+            }
+
+        return self.engine.transaction(work, write=True)
+
+    def mark_read(self, reader_id: int, message_id: int, read_at: int) -> ReadMark:
+        """Mark `message_id` and every earlier message from its sender to `reader_id` read.
+
+        Raises `NotFound` for an unknown message, `Forbidden` unless `reader_id` is its recipient.
+        """
+
+        def work(session: Session) -> ReadMark:
+            rows = session.query("SELECT sender_id, recipient_id FROM realtime_messages WHERE id = %s", (message_id,))
+            if not rows:
+                raise NotFound(f"message {message_id} does not exist")
+            sender_id, recipient_id = int(rows[0][0]), int(rows[0][1])
+            if recipient_id != reader_id:
+                raise Forbidden(f"only the recipient may mark message {message_id} read")
+            session.execute(
+                "UPDATE realtime_messages SET status = 'read', read_at = %s, delivered_at = COALESCE(delivered_at, %s)"
+                " WHERE sender_id = %s AND recipient_id = %s AND id <= %s AND status <> 'read'",
+                (read_at, read_at, sender_id, reader_id, message_id),
+            )
+            return ReadMark(message_id, sender_id, reader_id, read_at)
+
+        return self.engine.transaction(work, write=True)
+
+    def undelivered_messages(self, user_id: int, after_id: int = 0, limit: int = BACKLOG_PAGE) -> list[Message]:
+        """Messages to `user_id` still in state sent, oldest first, with ids above `after_id`."""
+        rows = self.engine.transaction(
+            lambda session: session.query(
+                f"SELECT {MESSAGE_COLUMNS} FROM realtime_messages"
+                " WHERE recipient_id = %s AND status = 'sent' AND id > %s ORDER BY id LIMIT %s",
+                (user_id, after_id, limit),
+            )
+        )
+        return [_message(row) for row in rows]
+
+    def history(self, user_id: int, other_id: int, before: int | None, limit: int) -> list[Message]:
+        """The conversation between two users, `limit` messages older than `before`, oldest first."""
+        rows = self.engine.transaction(
+            lambda session: session.query(
+                f"SELECT {MESSAGE_COLUMNS} FROM realtime_messages"
+                " WHERE ((sender_id = %s AND recipient_id = %s) OR (sender_id = %s AND recipient_id = %s))"
+                " AND id < %s ORDER BY id DESC LIMIT %s",
+                (user_id, other_id, other_id, user_id, before or NEWEST, limit),
+            )
+        )
+        return [_message(row) for row in reversed(rows)]
+
+    def connect_summary(self, user_id: int) -> ConnectSummary | None:
+        """Unread counts for a connecting user, or None if the platform does not know the user."""
+
+        def work(session: Session) -> ConnectSummary | None:
+            if not session.query("SELECT 1 FROM users WHERE id = %s", (user_id,)):
+                return None
+            (messages,) = session.query(
+                "SELECT COUNT(*) FROM realtime_messages WHERE recipient_id = %s AND status <> 'read'", (user_id,)
+            )[0]
+            (notifications,) = session.query(
+                "SELECT COUNT(*) FROM realtime_notifications WHERE user_id = %s AND is_read = 0", (user_id,)
+            )[0]
+            return ConnectSummary(int(messages), int(notifications))
+
+        return self.engine.transaction(work)
+
+    # ------------------------------------------------------------ notifications
+
+    def notifications(self, user_id: int, before: int | None, limit: int) -> list[Notification]:
+        """The user's newest stored notifications, newest first, with ids below `before`."""
+        rows = self.engine.transaction(
+            lambda session: session.query(
+                f"SELECT {NOTIFICATION_COLUMNS} FROM realtime_notifications"
+                " WHERE user_id = %s AND id < %s ORDER BY id DESC LIMIT %s",
+                (user_id, before or NEWEST, limit),
+            )
+        )
+        return [
+            Notification(int(i), kind, int(actor), int(post), None if comment is None else int(comment), int(at), text, bool(read))
+            for i, kind, actor, post, comment, at, text, read in rows
+        ]
+
+    def mark_notifications_read(self, user_id: int, notification_id: int | None, read_at: int) -> None:
+        """Mark one of the user's notifications read, or all of them when `notification_id` is None.
+
+        Raises `NotFound` if the notification is not one of this user's.
+        """
+
+        def work(session: Session) -> None:
+            if notification_id is None:
+                session.execute(
+                    "UPDATE realtime_notifications SET is_read = 1, read_at = %s WHERE user_id = %s AND is_read = 0",
+                    (read_at, user_id),
+                )
+                return
+            owned = session.query(
+                "SELECT 1 FROM realtime_notifications WHERE id = %s AND user_id = %s", (notification_id, user_id)
+            )
+            if not owned:
+                raise NotFound(f"notification {notification_id} does not exist")
+            session.execute(
+                "UPDATE realtime_notifications SET is_read = 1, read_at = %s WHERE id = %s AND is_read = 0",
+                (read_at, notification_id),
+            )
+
+        self.engine.transaction(work, write=True)
+
+
+def _text(value: Any) -> Any:
+    """Binary columns come back as bytes from MySQL."""
+    return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else value
+
+
+def _message(row: tuple) -> Message:
+    message_id, sender_id, recipient_id, content, client_msg_id, created_at, status = row
+    return Message(
+        int(message_id), int(sender_id), int(recipient_id), content, _text(client_msg_id), int(created_at), status
+    )
