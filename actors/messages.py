@@ -1,0 +1,73 @@
+"""The messages actors send each other. Immutable, so they are shared, never copied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from storage import Message
+
+
+class Transport(Protocol):
+    """One client socket as actors see it (implemented in `web.transport`)."""
+
+    id: int
+
+    def write(self, text: str, on_written: Any = None) -> bool: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AttachSocket:
+    """A socket authenticated as `user_id`; the router answers with the user's actor."""
+
+    user_id: int
+    transport: Transport
+
+
+@dataclass(frozen=True, slots=True)
+class DetachSocket:
+    """The socket closed."""
+
+    user_id: int
+    transport: Transport
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFrame:
+    """A text frame a user's socket received, not yet parsed."""
+
+    transport: Transport
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToUser:
+    """Router: hand `payload` to the actor of `user_id`, if that user is connected here."""
+
+    user_id: int
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverMessage:
+    """A stored chat message for this user: push it to every socket."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class PushFrame:
+    """Write an already-encoded frame to every socket of the user but `exclude` (a transport id)."""
+
+    text: str
+    exclude: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAll:
+    """Close every socket of the user (shutdown)."""
+
+    code: int
+    reason: str

@@ -1,0 +1,92 @@
+"""RouterActor: which users are connected to this node, and their UserActors."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pykka
+
+from actors.messages import AttachSocket, CloseAll, DetachSocket, ToUser
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Route:
+    actor: pykka.ActorRef
+    sockets: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedCount:
+    """Ask: (users, sockets) connected to this node."""
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Hand `payload` to every connected user's actor (shutdown)."""
+
+    payload: Any
+
+
+class RouterActor(pykka.ThreadingActor):
+    """Maps user ids to UserActors; starts one on a user's first socket, stops it after the last.
+
+    Socket attach and detach both pass through here, so deciding that a user's
+    last socket is gone and starting a new actor for the user never race.
+    """
+
+    def __init__(self, start_user_actor: Callable[[int], pykka.ActorRef]):
+        super().__init__()
+        self._start_user_actor = start_user_actor
+        self._routes: dict[int, _Route] = {}
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case ToUser(user_id=user_id, payload=payload):
+                self._forward(user_id, payload)
+            case AttachSocket():
+                return self._attach(message)
+            case DetachSocket():
+                self._detach(message)
+            case Broadcast(payload=payload):
+                for user_id in list(self._routes):
+                    self._forward(user_id, payload)
+            case ConnectedCount():
+                return len(self._routes), sum(len(route.sockets) for route in self._routes.values())
+            case _:
+                log.warning("router: unexpected message %r", message)
+        return None
+
+    def _attach(self, message: AttachSocket) -> pykka.ActorRef:
+        route = self._routes.get(message.user_id)
+        if route is None or not route.actor.is_alive():
+            route = self._routes[message.user_id] = _Route(self._start_user_actor(message.user_id))
+        route.sockets.add(message.transport.id)
+        route.actor.tell(message)
+        return route.actor
+
+    def _detach(self, message: DetachSocket) -> None:
+        route = self._routes.get(message.user_id)
+        if route is None or message.transport.id not in route.sockets:
+            return
+        route.sockets.discard(message.transport.id)
+        self._forward(message.user_id, message)
+        if not route.sockets and self._routes.get(message.user_id) is route:
+            del self._routes[message.user_id]
+            route.actor.stop(block=False)
+
+    def _forward(self, user_id: int, payload: Any) -> None:
+        route = self._routes.get(user_id)
+        if route is None:
+            return
+        try:
+            route.actor.tell(payload)
+        except pykka.ActorDeadError:
+            log.warning("router: actor of user %s died; dropping its route", user_id)
+            del self._routes[user_id]
+
+
+__all__ = ["Broadcast", "CloseAll", "ConnectedCount", "RouterActor"]

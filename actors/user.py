@@ -1,0 +1,265 @@
+"""UserActor: one connected user on this node, the only writer to the user's sockets."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
+
+import pykka
+
+from actors.messages import (
+    AttachSocket,
+    ClientFrame,
+    CloseAll,
+    DeliverMessage,
+    DetachSocket,
+    PushFrame,
+    ToUser,
+    Transport,
+)
+from protocol import frames
+from protocol.frames import CloseCode, ErrorCode, FrameError
+from protocol.tokens import InvalidToken, verify_token
+from storage import Forbidden, Message, MessageDraft, NotFound, StorageUnavailable, StoreResult
+from storage.store import BACKLOG_PAGE
+
+if TYPE_CHECKING:
+    from actors.node import Node
+
+log = logging.getLogger(__name__)
+RECENT_MESSAGES = 4096
+BACKLOG_DRAIN_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The message writer's answer for a `message` frame this actor submitted."""
+
+    transport: Transport
+    command: frames.SendMessage
+    outcome: Any  # StoreResult or Exception
+
+
+class UserActor(pykka.ThreadingActor):
+    """Owns every socket of one user on this node.
+
+    Frames from the user's sockets, messages for the user and receipts for the
+    user all arrive in this mailbox, so writes to the sockets are serialised
+    without locks. Chat messages go to the group-commit writer and come back
+    as `_Stored`, so the actor never waits for a commit.
+    """
+
+    def __init__(self, user_id: int, node: Node):
+        super().__init__()
+        self.user_id = user_id
+        self._node = node
+        self._sockets: dict[int, Transport] = {}
+        self._pushed: OrderedDict[int, None] = OrderedDict()  # ids of messages recently pushed here
+        self._handlers: dict[type, Callable[[Transport, Any], None]] = {
+            frames.SendMessage: self._send_message,
+            frames.MarkRead: self._mark_read,
+            frames.FetchHistory: self._history,
+            frames.FetchNotifications: self._notifications,
+            frames.MarkNotificationRead: self._mark_notification_read,
+            frames.Ping: self._ping,
+            frames.Connect: self._reauthenticate,
+        }
+
+    def on_receive(self, message: Any) -> None:
+        match message:
+            case ClientFrame(transport=transport, text=text):
+                self._on_frame(transport, text)
+            case DeliverMessage(message=chat_message):
+                self._deliver(chat_message)
+            case PushFrame(text=text, exclude=exclude):
+                self._push(text, exclude)
+            case _Stored():
+                self._guarded(message.transport, frames.command_ref(message.command), self._on_stored, message)
+            case AttachSocket(transport=transport):
+                self._guarded(transport, {"type": "connect"}, self._attach, transport)
+            case DetachSocket(transport=transport):
+                self._sockets.pop(transport.id, None)
+            case CloseAll(code=code, reason=reason):
+                for transport in self._sockets.values():
+                    transport.close(code, reason)
+            case _:
+                log.warning("user %s: unexpected message %r", self.user_id, message)
+
+    # ------------------------------------------------------------ sockets
+
+    def _attach(self, transport: Transport) -> None:
+        try:
+            summary = self._node.storage.connect_summary(self.user_id)
+        except StorageUnavailable:
+            transport.write(frames.error_frame(ErrorCode.UNAVAILABLE, "storage is unavailable", {"type": "connect"}))
+            transport.close(CloseCode.TRY_AGAIN_LATER, "storage is unavailable")
+            return
+        if summary is None:
+            transport.write(frames.error_frame(ErrorCode.UNAUTHORIZED, "unknown user", {"type": "connect"}))
+            transport.close(CloseCode.UNAUTHORIZED, "unknown user")
+            return
+        self._sockets[transport.id] = transport
+        transport.write(
+            frames.connected_frame(self.user_id, summary.unread_messages, summary.unread_notifications)
+        )
+        self._send_backlog(transport)
+
+    def _send_backlog(self, transport: Transport) -> None:
+        """Push the user's undelivered messages to a new socket, oldest first, as fast as it reads them."""
+        after_id = 0
+        while True:
+            page = self._node.storage.undelivered_messages(self.user_id, after_id, BACKLOG_PAGE)
+            for message in page:
+                self._remember_pushed(message.id)
+                transport.write(_message_frame(message), self._delivery_marker(message.id))
+            if len(page) < BACKLOG_PAGE:
+                return
+            after_id = page[-1].id
+            if not transport.wait_for_room(BACKLOG_DRAIN_TIMEOUT):
+                transport.close(CloseCode.TRY_AGAIN_LATER, "too slow to receive the backlog")
+                return
+
+    def _push(self, text: str, exclude: int | None = None, on_written: Callable[[], None] | None = None) -> None:
+        for transport in self._sockets.values():
+            if transport.id != exclude:
+                transport.write(text, on_written)
+
+    # ------------------------------------------------------------ client frames
+
+    def _on_frame(self, transport: Transport, text: str) -> None:
+        if transport.id not in self._sockets:
+            return  # closed, or its connect was refused
+        try:
+            command = frames.parse_frame(text, self._node.limits)
+        except FrameError as error:
+            transport.write(frames.error_frame(error.code, error.message, error.ref))
+            return
+        self._guarded(transport, frames.command_ref(command), self._handlers[type(command)], transport, command)
+
+    def _guarded(self, transport: Transport, ref: dict[str, Any], handler: Callable[..., None], *args: Any) -> None:
+        """Run a handler, answering its failure with the contract's error code; the actor lives on."""
+        try:
+            handler(*args)
+        except NotFound as error:
+            transport.write(frames.error_frame(ErrorCode.NOT_FOUND, str(error), ref))
+        except Forbidden as error:
+            transport.write(frames.error_frame(ErrorCode.FORBIDDEN, str(error), ref))
+        except FrameError as error:
+            transport.write(frames.error_frame(error.code, error.message, ref))
+        except StorageUnavailable:
+            transport.write(frames.error_frame(ErrorCode.UNAVAILABLE, "storage is unavailable, try again", ref))
+        except Exception:
+            log.exception("user %s: %s failed", self.user_id, ref.get("type"))
+            transport.write(frames.error_frame(ErrorCode.INTERNAL, "internal error", ref))
+
+    def _send_message(self, transport: Transport, command: frames.SendMessage) -> None:
+        draft = MessageDraft(
+            sender_id=self.user_id,
+            recipient_id=command.to,
+            content=command.content,
+            client_msg_id=command.client_msg_id,
+            created_at=self._node.now_ms(),
+        )
+        reply = self.actor_ref.tell
+        self._node.message_writer.submit(draft, lambda outcome: reply(_Stored(transport, command, outcome)))
+
+    def _on_stored(self, stored: _Stored) -> None:
+        if isinstance(stored.outcome, Exception):
+            raise stored.outcome
+        result: StoreResult = stored.outcome
+        message = result.message
+        if message is None:
+            raise NotFound(f"user {stored.command.to} does not exist")
+        stored.transport.write(
+            frames.message_sent_frame(message.id, message.client_msg_id, message.recipient_id, message.created_at)
+        )
+        if result.created and message.recipient_id != self.user_id:
+            self._push(_message_frame(message), exclude=stored.transport.id)
+        if result.created or message.status == "sent":
+            # a resend of a message not yet delivered routes it again; the recipient drops repeats
+            self._node.router.tell(ToUser(message.recipient_id, DeliverMessage(message)))
+
+    def _mark_read(self, transport: Transport, command: frames.MarkRead) -> None:
+        mark = self._node.storage.mark_read(self.user_id, command.message_id, self._node.now_ms())
+        frame = frames.message_read_frame(mark.message_id, mark.reader_id, mark.read_at)
+        self._push(frame, exclude=transport.id)
+        if mark.sender_id != self.user_id:
+            self._node.router.tell(ToUser(mark.sender_id, PushFrame(frame)))
+
+    def _history(self, transport: Transport, command: frames.FetchHistory) -> None:
+        messages = self._node.storage.history(self.user_id, command.with_user, command.before, command.limit)
+        entries = [
+            frames.history_entry(m.id, m.sender_id, m.recipient_id, m.content, m.created_at, m.status)
+            for m in messages
+        ]
+        transport.write(frames.history_frame(command.with_user, entries))
+
+    def _notifications(self, transport: Transport, command: frames.FetchNotifications) -> None:
+        stored = self._node.storage.notifications(self.user_id, command.before, command.limit)
+        entries = [
+            frames.notification_entry(n.id, n.type, n.actor_id, n.post_id, n.comment_id, n.created_at, n.text, n.read)
+            for n in stored
+        ]
+        transport.write(frames.notifications_frame(entries))
+
+    def _mark_notification_read(self, transport: Transport, command: frames.MarkNotificationRead) -> None:
+        read_at = self._node.now_ms()
+        self._node.storage.mark_notifications_read(self.user_id, command.notification_id, read_at)
+        self._push(frames.notification_read_frame(command.notification_id, read_at))
+
+    def _ping(self, transport: Transport, command: frames.Ping) -> None:
+        transport.write(frames.pong_frame())
+
+    def _reauthenticate(self, transport: Transport, command: frames.Connect) -> None:
+        """A `connect` on an open socket: with a valid token for this user, answer `connected` again."""
+        try:
+            user_id = verify_token(self._node.auth_secret, command.token)
+        except InvalidToken as error:
+            raise FrameError(ErrorCode.UNAUTHORIZED, f"invalid token: {error}") from None
+        if user_id != self.user_id or command.user_id not in (None, self.user_id):
+            transport.write(
+                frames.error_frame(ErrorCode.UNAUTHORIZED, "this socket is connected as another user", {"type": "connect"})
+            )
+            return
+        summary = self._node.storage.connect_summary(self.user_id)
+        if summary is None:
+            raise NotFound("unknown user")
+        transport.write(frames.connected_frame(self.user_id, summary.unread_messages, summary.unread_notifications))
+
+    # ------------------------------------------------------------ messages for this user
+
+    def _deliver(self, message: Message) -> None:
+        if message.id in self._pushed or not self._sockets:
+            return
+        self._remember_pushed(message.id)
+        self._push(_message_frame(message), on_written=self._delivery_marker(message.id))
+
+    def _remember_pushed(self, message_id: int) -> None:
+        self._pushed[message_id] = None
+        if len(self._pushed) > RECENT_MESSAGES:
+            self._pushed.popitem(last=False)
+
+    def _delivery_marker(self, message_id: int) -> Callable[[], None]:
+        """A callback for the first socket write of a message: it then counts as delivered."""
+        return _once(partial(self._node.mark_delivered, message_id))
+
+
+def _message_frame(message: Message) -> str:
+    return frames.message_frame(
+        message.id, message.sender_id, message.recipient_id, message.content, message.created_at, message.client_msg_id
+    )
+
+
+def _once(action: Callable[[], None]) -> Callable[[], None]:
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            action()
+
+    return run
