@@ -1,0 +1,114 @@
+"""Flask applications: the WebSocket port and the HTTP API port.
+
+`create_apps(settings, node)` builds both around an already started `Node`,
+so tests and the service assemble them the same way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from flask import Flask, Response, abort, jsonify, request
+
+from actors import Node
+from protocol.frames import Limits
+from protocol.tokens import mint_token
+from settings import Settings
+from storage import StorageUnavailable
+from web.sockets import SocketPolicy, serve_socket
+
+log = logging.getLogger(__name__)
+DEMO_TOKEN_TTL_SECONDS = 12 * 3600
+
+
+def limits_of(settings: Settings) -> Limits:
+    limits = settings.limits
+    return Limits(
+        max_content_chars=limits.max_content_chars,
+        history_page=limits.history_page,
+        history_page_max=limits.history_page_max,
+        notifications_page=limits.notifications_page,
+        notifications_page_max=limits.notifications_page_max,
+    )
+
+
+def create_apps(settings: Settings, node: Node) -> tuple[Flask, Flask]:
+    """(WebSocket app for `ws_port`, HTTP API app for `http_port`)."""
+    return _create_ws_app(settings, node), _create_http_app(node)
+
+
+def _create_ws_app(settings: Settings, node: Node) -> Flask:
+    app = Flask("realtime.ws")
+    policy = SocketPolicy(
+        auth_secret=settings.auth.secret,
+        auth_timeout=settings.auth.timeout,
+        limits=limits_of(settings),
+        send_queue_frames=settings.limits.send_queue_frames,
+    )
+
+    def socket_endpoint() -> Response:
+        websocket = request.environ["wsgi.websocket"]
+        peer = request.remote_addr or "?"
+        serve_socket(websocket, peer, request.args.get("token"), node, policy)
+        return Response()
+
+    def plain_get() -> Response:
+        return Response(
+            "This is the real-time messaging WebSocket endpoint; connect with a WebSocket client.\n",
+            status=426,
+            headers={"Upgrade": "websocket", "Content-Type": "text/plain; charset=utf-8"},
+        )
+
+    for path in ("/", "/ws"):
+        app.add_url_rule(path, f"socket{path}", socket_endpoint, websocket=True)
+        app.add_url_rule(path, f"plain{path}", plain_get)
+
+    if settings.server.demo:
+        _add_demo_routes(app, settings, node)
+    return app
+
+
+def _add_demo_routes(app: Flask, settings: Settings, node: Node) -> None:
+    """Demo mode only: local pages list the demo users and obtain tokens for them."""
+
+    @app.before_request
+    def loopback_only() -> None:
+        if request.path.startswith("/demo/") and not _is_loopback(request.remote_addr):
+            abort(403, "demo endpoints answer local callers only")
+
+    @app.get("/demo/users")
+    def demo_users() -> Response:
+        users = node.storage.list_users()
+        return jsonify({"users": [{"id": user_id, "username": name} for user_id, name in users]})
+
+    @app.get("/demo/token")
+    def demo_token() -> Response:
+        user_id = request.args.get("userId", "")
+        if not user_id.isdecimal() or int(user_id) < 1:
+            return jsonify({"error": "userId must be a positive integer"}), 400
+        token = mint_token(settings.auth.secret, int(user_id), DEMO_TOKEN_TTL_SECONDS)
+        return jsonify({"userId": int(user_id), "token": token})
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _create_http_app(node: Node) -> Flask:
+    app = Flask("realtime.http")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        users, sockets = node.connected_count()
+        try:
+            node.storage.check()
+        except StorageUnavailable as error:
+            log.warning("health check: database unavailable: %s", error)
+            return jsonify({"status": "unavailable", "database": "down", "users": users, "sockets": sockets}), 503
+        return jsonify({"status": "ok", "database": "ok", "users": users, "sockets": sockets})
+
+    return app

@@ -1,0 +1,76 @@
+"""The service process: storage, actors and both servers, started and stopped in order."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import gevent
+from gevent.event import Event
+from gevent.pywsgi import WSGIHandler, WSGIServer
+
+from actors import Node
+from settings import Settings
+from storage import Storage, open_storage
+from web.app import create_apps, limits_of
+from web.demo import seed_demo_data
+from web.websocket import ServiceWebSocketHandler
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """Owns everything one `python -m web` process runs."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.storage: Storage = open_storage(settings.database)
+        applied = self.storage.prepare()
+        if applied:
+            log.info("database schema migrated to version %s", applied[-1])
+        if settings.server.demo:
+            seed_demo_data(self.storage)
+        self.node = Node(self.storage, limits_of(settings), settings.auth.secret, settings.limits.write_batch)
+        ws_app, http_app = create_apps(settings, self.node)
+        server = settings.server
+        self.ws_server = WSGIServer(
+            (server.host, server.ws_port), ws_app, handler_class=ServiceWebSocketHandler, log=None, error_log=log
+        )
+        self.ws_server.max_message_bytes = settings.limits.max_frame_bytes
+        self.http_server = WSGIServer(
+            (server.host, server.http_port), http_app, handler_class=WSGIHandler, log=None, error_log=log
+        )
+        self._stopped = Event()
+
+    def run(self) -> None:
+        """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+        self.ws_server.start()
+        self.http_server.start()
+        log.info(
+            "serving WebSocket on %s:%s and HTTP on %s:%s (database: %s%s)",
+            self.settings.server.host,
+            self.ws_server.server_port,
+            self.settings.server.host,
+            self.http_server.server_port,
+            self.settings.database.backend,
+            ", demo mode" if self.settings.server.demo else "",
+        )
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, self._request_stop, signum)
+        self._stopped.wait()
+        self.stop()
+
+    def _request_stop(self, signum: int) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        self._stopped.set()
+
+    def stop(self) -> None:
+        """Stop accepting, store what is in flight, close every socket with 1001, then exit."""
+        timeout = self.settings.server.drain_timeout
+        self.ws_server.close()
+        self.http_server.close()
+        self.node.shutdown(timeout)
+        self.ws_server.stop(timeout=1)
+        self.http_server.stop(timeout=1)
+        self.storage.close()
+        log.info("stopped")
