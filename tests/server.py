@@ -1,0 +1,157 @@
+"""The real service, started as `python -m web` in a child process for integration tests."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from protocol.tokens import mint_token
+from settings import load_settings
+from storage import Storage, open_storage
+from tests.client import Client
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SECRET = "integration-test-secret-0123456789abcdef"
+START_TIMEOUT = 30.0
+_user_ids = itertools.count(10_000)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def new_user_ids(count: int) -> list[int]:
+    """User ids no other test in this session uses."""
+    return [next(_user_ids) for _ in range(count)]
+
+
+class ServerProcess:
+    """One service process with its own ports, working directory and database."""
+
+    def __init__(self, workdir: Path, database_env: dict[str, str], extra_env: dict[str, str] | None = None):
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.ws_port = free_port()
+        self.http_port = free_port()
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT),
+            "REALTIME_SERVER_HOST": "127.0.0.1",
+            "REALTIME_SERVER_WS_PORT": str(self.ws_port),
+            "REALTIME_SERVER_HTTP_PORT": str(self.http_port),
+            "REALTIME_AUTH_SECRET": SECRET,
+            **database_env,
+            **(extra_env or {}),
+        }
+        self.log_path = workdir / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._storage: Storage | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    # ------------------------------------------------------------ process
+
+    def start(self, *args: str) -> ServerProcess:
+        """Start `python -m web` and wait until /healthz answers 200."""
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "web", *args], cwd=self.workdir, env=self.env, stdout=log, stderr=log
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if self.get("/healthz")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)  # polling for readiness, not waiting for an event
+        raise RuntimeError(f"server not healthy within {START_TIMEOUT} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, then wait; return the exit code."""
+        return self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> int:
+        """SIGKILL: no chance to clean up, as in a crash."""
+        return self._signal(signal.SIGKILL, 10)
+
+    def _signal(self, signum: int, timeout: float) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"server did not exit within {timeout} s after {signum}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    # ------------------------------------------------------------ database
+
+    @property
+    def storage(self) -> Storage:
+        """The server's database, opened from this test process (for seeding and checking)."""
+        if self._storage is None:
+            environ = {k: v for k, v in self.env.items() if k.startswith("REALTIME_DATABASE_")}
+            settings = load_settings(environ={**environ, "REALTIME_AUTH_SECRET": SECRET})
+            if settings.database.backend == "sqlite" and not Path(settings.database.path).is_absolute():
+                raise ValueError("give the SQLite database an absolute path")
+            self._storage = open_storage(settings.database)
+        return self._storage
+
+    def add_users(self, count: int) -> list[int]:
+        """Create `count` new platform users and return their ids."""
+        ids = new_user_ids(count)
+        self.storage.add_users([(user_id, f"user{user_id}") for user_id in ids])
+        return ids
+
+    def close_storage(self) -> None:
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
+
+    # ------------------------------------------------------------ clients
+
+    def token(self, user_id: int, ttl: float = 3600) -> str:
+        return mint_token(SECRET, user_id, ttl)
+
+    def client(self, path: str = "/", **options: Any) -> Client:
+        return Client(f"ws://127.0.0.1:{self.ws_port}{path}", **options)
+
+    def connect(self, user_id: int) -> Client:
+        """A socket authenticated as `user_id`, its `connected` frame at `client.connected`."""
+        client = self.client()
+        client.connected = client.connect(user_id, self.token(user_id))
+        return client
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.http_url + path, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()

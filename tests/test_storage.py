@@ -1,0 +1,123 @@
+"""Storage against real databases (SQLite file, throwaway MariaDB): schema, idempotency, queries."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import pytest
+
+from settings import load_settings
+from storage import MessageDraft, Storage, open_storage
+from storage.schema import LATEST_VERSION
+
+
+def _open(database_env: dict[str, str]) -> Storage:
+    return open_storage(load_settings(environ={**database_env, "REALTIME_AUTH_SECRET": "x"}).database)
+
+
+@pytest.fixture
+def database_env(backend: str, new_database) -> dict[str, str]:
+    return new_database(backend)
+
+
+@pytest.fixture
+def storage(database_env: dict[str, str]) -> Iterator[Storage]:
+    opened = _open(database_env)
+    opened.prepare()
+    yield opened
+    opened.close()
+
+
+def _draft(sender: int, recipient: int, content: str, client_msg_id: str | None = None) -> MessageDraft:
+    return MessageDraft(sender, recipient, content, client_msg_id, int(time.time() * 1000))
+
+
+def test_migrations_apply_once_and_a_second_start_changes_nothing(database_env: dict[str, str]) -> None:
+    first = _open(database_env)
+    assert first.prepare() == list(range(1, LATEST_VERSION + 1))
+    first.close()
+    second = _open(database_env)
+    assert second.prepare() == []
+    assert second.schema_version() == LATEST_VERSION
+    second.close()
+
+
+def test_platform_tables_with_extra_columns_are_used_as_they_are(database_env: dict[str, str]) -> None:
+    platform = _open(database_env)
+    ddl = [
+        "CREATE TABLE users (id BIGINT NOT NULL PRIMARY KEY, username VARCHAR(100) NOT NULL,"
+        " email VARCHAR(200) NOT NULL DEFAULT '', is_admin SMALLINT NOT NULL DEFAULT 0)",
+        "CREATE TABLE follows (id BIGINT NOT NULL PRIMARY KEY, follower_id BIGINT NOT NULL,"
+        " followee_id BIGINT NOT NULL, created_at BIGINT NULL)",
+        "CREATE TABLE posts (id BIGINT NOT NULL PRIMARY KEY, user_id BIGINT NOT NULL, title VARCHAR(50) NULL)",
+    ]
+
+    def create(session) -> None:
+        for statement in ddl:
+            session.execute(statement)
+
+    platform.engine.transaction(create, write=True)
+    platform.add_users([(1, "ann"), (2, "ben")])
+    platform.prepare()
+    [result] = platform.store_messages([_draft(1, 2, "hi")])
+    assert result.created and result.message is not None
+    summary = platform.connect_summary(2)
+    assert summary is not None and summary.unread_messages == 1
+    columns = platform.engine.transaction(lambda s: s.query("SELECT id, username, email FROM users ORDER BY id"))
+    assert [tuple(row) for row in columns] == [(1, "ann", ""), (2, "ben", "")]
+    platform.close()
+
+
+def test_client_msg_id_is_unique_per_sender_in_the_database(storage: Storage) -> None:
+    storage.add_users([(1, "a"), (2, "b")])
+    [first] = storage.store_messages([_draft(1, 2, "x", "key")])
+    assert first.message is not None
+
+    def insert_duplicate(session) -> None:
+        session.execute(
+            "INSERT INTO realtime_messages (sender_id, recipient_id, content, client_msg_id, status, created_at)"
+            " VALUES (1, 2, 'again', 'key', 'sent', 0)"
+        )
+
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        storage.engine.transaction(insert_duplicate, write=True)
+
+
+def test_a_batch_keeps_order_and_resolves_repeats_and_unknown_recipients(storage: Storage) -> None:
+    storage.add_users([(1, "a"), (2, "b")])
+    results = storage.store_messages(
+        [
+            _draft(1, 2, "one", "a"),
+            _draft(1, 2, "two"),
+            _draft(1, 2, "one again", "a"),
+            _draft(1, 99, "nobody"),
+            _draft(1, 2, "three", "A"),  # ids differ only in case: distinct
+            _draft(1, 2, "four", "a "),  # trailing space: distinct
+        ]
+    )
+    created = [r.message.id for r in results if r.created]
+    assert created == sorted(created) and len(created) == 4
+    assert results[2].message == results[0].message and not results[2].created
+    assert results[3].message is None
+    again = storage.store_messages([_draft(1, 2, "one", "a")])[0]
+    assert not again.created and again.message.id == results[0].message.id
+    assert [m.content for m in storage.history(1, 2, None, 50)] == ["one", "two", "three", "four"]
+
+
+def test_mark_delivered_reports_only_messages_that_moved(storage: Storage) -> None:
+    storage.add_users([(1, "a"), (2, "b")])
+    ids = [r.message.id for r in storage.store_messages([_draft(1, 2, "x"), _draft(1, 2, "y")])]
+    moved = storage.mark_delivered(ids, 1234)
+    assert sorted(moved) == ids and all(d.delivered_at == 1234 and d.sender_id == 1 for d in moved.values())
+    assert storage.mark_delivered(ids, 5678) == {}
+    assert storage.undelivered_messages(2) == []
+
+
+def test_unicode_content_round_trips_byte_for_byte(storage: Storage) -> None:
+    storage.add_users([(1, "a"), (2, "b")])
+    text = "emoji 😀, accents é, CJK 漢字, NUL \x00, quotes ' \" ; DROP TABLE users; --"
+    [stored] = storage.store_messages([_draft(1, 2, text, "ü-ключ")])
+    [loaded] = storage.history(2, 1, None, 10)
+    assert loaded.content == text and loaded.client_msg_id == "ü-ключ"
+    assert stored.message.id == loaded.id
