@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    logging.getLogger("geventwebsocket.handler").setLevel(logging.WARNING)  # one line per request is noise
     logging.getLogger(__name__).info("effective configuration: %s", settings.redacted())
 
     from web.service import Service
