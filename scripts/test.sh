@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run the whole test suite: installs the Python dependencies and MariaDB if missing, then pytest.
+# Extra arguments go to pytest (e.g. -k chat, -x). REALTIME_TEST_BACKENDS=sqlite skips MariaDB.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh requirements-dev.txt || exit 1
+if [[ ",${REALTIME_TEST_BACKENDS:-sqlite,mysql}," == *",mysql,"* ]]; then
+  scripts/install-system-deps.sh || exit 1
+fi
+.venv/bin/python -m pytest "$@"
+status=$?
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: treating that as a failure" >&2
+  exit 1
+fi
+exit "$status"
