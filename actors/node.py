@@ -25,12 +25,13 @@ class Node:
     routing table, each writer owns its queue.
     """
 
-    def __init__(self, storage: Storage, limits: Limits, auth_secret: str, write_batch: int):
+    def __init__(self, storage: Storage, limits: Limits, auth_secret: str, write_batch: int, write_lanes: int):
+        """Messages are written in `write_lanes` pipelines keyed by sender, so one sender's stay in order."""
         self.storage = storage
         self.limits = limits
         self.auth_secret = auth_secret
-        self.message_writer = WriteBatcher("messages", storage.store_messages, write_batch)
-        self.delivery_writer = WriteBatcher("deliveries", self._store_deliveries, write_batch)
+        self.message_writer = WriteBatcher("messages", storage.store_messages, write_batch, write_lanes)
+        self.delivery_writer = WriteBatcher("deliveries", self._store_deliveries, write_batch, write_lanes)
         self.router = RouterActor.start(self._start_user_actor)
 
     @staticmethod
@@ -43,7 +44,7 @@ class Node:
 
     def mark_delivered(self, message_id: int) -> None:
         """A message reached a socket of its recipient: store that, then tell its sender."""
-        self.delivery_writer.submit(message_id, self._announce_delivery)
+        self.delivery_writer.submit(message_id, self._announce_delivery, key=message_id)
 
     def shutdown(self, timeout: float) -> None:
         """Store what was accepted, close every socket with 1001, stop the actors."""

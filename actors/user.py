@@ -164,7 +164,9 @@ class UserActor(pykka.ThreadingActor):
             created_at=self._node.now_ms(),
         )
         reply = self.actor_ref.tell
-        self._node.message_writer.submit(draft, lambda outcome: reply(_Stored(transport, command, outcome)))
+        self._node.message_writer.submit(
+            draft, lambda outcome: reply(_Stored(transport, command, outcome)), key=self.user_id
+        )
 
     def _on_stored(self, stored: _Stored) -> None:
         if isinstance(stored.outcome, Exception):

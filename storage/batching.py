@@ -2,10 +2,11 @@
 
 With durable commits every transaction waits for the disk, so one INSERT per
 chat message caps throughput at the disk's flush rate. A `WriteBatcher`
-queues items from any greenlet and a single worker stores whatever has
-accumulated in one transaction while the previous one commits. Batches run
-one at a time in arrival order, so the order items were submitted is the
-order they are stored (and the order of their auto-increment ids).
+queues items from any greenlet and a worker stores whatever has accumulated
+in one transaction while the previous one commits. Within a lane, batches
+run one at a time in arrival order, so items submitted with the same key are
+stored in the order they were submitted (and get increasing auto-increment
+ids).
 """
 
 from __future__ import annotations
@@ -30,20 +31,52 @@ class WriterClosed(StorageUnavailable):
 
 
 class WriteBatcher(Generic[Item, Result]):
-    def __init__(self, name: str, flush: Callable[[Sequence[Item]], Sequence[Result]], max_batch: int):
+    """Group commit over `lanes` independent pipelines.
+
+    Items with the same key always share a lane, so their order is kept; a
+    slow transaction in one lane does not hold up the others.
+    """
+
+    def __init__(
+        self, name: str, flush: Callable[[Sequence[Item]], Sequence[Result]], max_batch: int, lanes: int = 1
+    ):
         """`flush(items)` stores items in one transaction and returns one result per item, in order."""
+        self.name = name
+        self._lanes = [_Lane(f"{name}[{index}]", flush, max_batch) for index in range(lanes)]
+        self._closed = False
+
+    def submit(self, item: Item, callback: Callable[[Outcome], None], key: int = 0) -> None:
+        """Queue `item` in the lane of `key`; `callback(result or exception)` runs once it is committed or failed."""
+        if self._closed:
+            raise WriterClosed(f"{self.name} writer is shutting down")
+        self._lanes[key % len(self._lanes)].submit(item, callback)
+
+    @property
+    def backlog(self) -> int:
+        return sum(lane.backlog for lane in self._lanes)
+
+    def close(self, timeout: float) -> bool:
+        """Refuse new items, store those queued; return False if that took longer than `timeout`."""
+        self._closed = True
+        for lane in self._lanes:
+            lane.close()
+        gevent.joinall([lane.worker for lane in self._lanes], timeout=timeout)
+        return all(lane.worker.dead for lane in self._lanes)
+
+
+class _Lane(Generic[Item, Result]):
+    """One pipeline: a worker that commits whatever queued up while its previous batch committed."""
+
+    def __init__(self, name: str, flush: Callable[[Sequence[Item]], Sequence[Result]], max_batch: int):
         self.name = name
         self._flush = flush
         self._max_batch = max_batch
         self._pending: deque[tuple[Item, Callable[[Outcome], None]]] = deque()
         self._wakeup = Event()
         self._closed = False
-        self._worker = gevent.spawn(self._run)
+        self.worker = gevent.spawn(self._run)
 
     def submit(self, item: Item, callback: Callable[[Outcome], None]) -> None:
-        """Queue `item`; `callback(result or exception)` runs in the worker once it is committed or failed."""
-        if self._closed:
-            raise WriterClosed(f"{self.name} writer is shutting down")
         self._pending.append((item, callback))
         self._wakeup.set()
 
@@ -51,12 +84,9 @@ class WriteBatcher(Generic[Item, Result]):
     def backlog(self) -> int:
         return len(self._pending)
 
-    def close(self, timeout: float) -> bool:
-        """Refuse new items, store those queued; return False if that took longer than `timeout`."""
+    def close(self) -> None:
         self._closed = True
         self._wakeup.set()
-        self._worker.join(timeout)
-        return self._worker.dead
 
     def _run(self) -> None:
         while True:

@@ -19,6 +19,13 @@ from web.websocket import ServiceWebSocketHandler
 log = logging.getLogger(__name__)
 
 
+def write_lanes(settings: Settings) -> int:
+    """Parallel write pipelines: SQLite has one writer anyway; MySQL gets half the pool, the rest is for reads."""
+    if settings.database.backend == "sqlite":
+        return 1
+    return max(1, settings.database.pool_size // 2)
+
+
 class Service:
     """Owns everything one `python -m web` process runs."""
 
@@ -30,7 +37,13 @@ class Service:
             log.info("database schema migrated to version %s", applied[-1])
         if settings.server.demo:
             seed_demo_data(self.storage)
-        self.node = Node(self.storage, limits_of(settings), settings.auth.secret, settings.limits.write_batch)
+        self.node = Node(
+            self.storage,
+            limits_of(settings),
+            settings.auth.secret,
+            settings.limits.write_batch,
+            write_lanes(settings),
+        )
         ws_app, http_app = create_apps(settings, self.node)
         server = settings.server
         self.ws_server = WSGIServer(
