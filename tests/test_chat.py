@@ -242,3 +242,27 @@ def test_health_reports_the_database_and_connections(server: ServerProcess) -> N
         health = json.loads(body)
         assert status == 200 and health["status"] == "ok" and health["database"] == "ok"
         assert health["sockets"] >= 1
+
+
+def test_a_long_backlog_arrives_complete_and_in_order(server: ServerProcess) -> None:
+    alice_id, bob_id = server.add_users(2)
+    count = 1200  # more than one backlog page and more than a socket's send queue
+    with server.connect(alice_id) as alice:
+        for n in range(count):
+            alice.message(bob_id, f"backlog {n}", f"b-{n}")
+        alice.expect("message_sent", clientMsgId=f"b-{count - 1}", timeout=60)
+    with server.connect(bob_id) as bob:
+        contents = [bob.expect("message", timeout=30)["content"] for _ in range(count)]
+        assert contents == [f"backlog {n}" for n in range(count)]
+        bob.assert_alive()
+
+
+def test_a_user_may_message_themself_and_every_socket_gets_it_once(server: ServerProcess) -> None:
+    (user_id,) = server.add_users(1)
+    with server.connect(user_id) as first, server.connect(user_id) as second:
+        first.message(user_id, "note to self", "self-1")
+        sent = first.expect("message_sent", clientMsgId="self-1")
+        for socket in (first, second):
+            assert socket.expect("message", messageId=sent["messageId"])["content"] == "note to self"
+            socket.expect("message_delivered", messageId=sent["messageId"])
+            socket.assert_no_frame("message", messageId=sent["messageId"])
