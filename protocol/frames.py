@@ -148,12 +148,26 @@ def command_ref(command: Command) -> dict[str, Any]:
 
 
 def frame_ref(data: dict[str, Any]) -> dict[str, Any]:
-    """The `ref` of an error about this frame: its type and, if it had one, its clientMsgId."""
-    ref: dict[str, Any] = {"type": data.get("type")}
+    """The `ref` of an error about this frame: its type and, if it had a valid one, its clientMsgId.
+
+    Strings that cannot be sent back as UTF-8 (unpaired surrogates) are not echoed.
+    """
+    frame_type = data.get("type")
+    ref: dict[str, Any] = {"type": frame_type if _encodable(frame_type) else None}
     client_msg_id = data.get("clientMsgId")
-    if isinstance(client_msg_id, str) and len(client_msg_id) <= MAX_CLIENT_MSG_ID_CHARS:
+    if isinstance(client_msg_id, str) and len(client_msg_id) <= MAX_CLIENT_MSG_ID_CHARS and _encodable(client_msg_id):
         ref["clientMsgId"] = client_msg_id
     return ref
+
+
+def _encodable(value: Any) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _id(data: dict[str, Any], field: str, required: bool = True) -> int | None:

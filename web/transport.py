@@ -86,7 +86,11 @@ class SocketTransport:
                     self._queue.clear()
                     self._websocket.close(code, reason)
                     return
-                self._websocket.send_frame(item, ServiceWebSocket.OPCODE_TEXT)
+                try:
+                    self._websocket.send_frame(item, ServiceWebSocket.OPCODE_TEXT)
+                except UnicodeEncodeError:
+                    log.error("socket %s: dropped a frame that is not valid UTF-8: %.200r", self.id, item)
+                    continue
                 if extra is not None:
                     self._run_callback(extra)
                 if len(self._queue) * 2 < self._max_queued:
