@@ -137,6 +137,10 @@ class UserActor(pykka.ThreadingActor):
         except FrameError as error:
             transport.write(frames.error_frame(error.code, error.message, error.ref))
             return
+        except Exception:  # a parser bug must cost one frame, not the user's actor
+            log.exception("user %s: could not parse a frame", self.user_id)
+            transport.write(frames.error_frame(ErrorCode.INTERNAL, "internal error"))
+            return
         self._guarded(transport, frames.command_ref(command), self._handlers[type(command)], transport, command)
 
     def _guarded(self, transport: Transport, ref: dict[str, Any], handler: Callable[..., None], *args: Any) -> None:

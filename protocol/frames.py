@@ -203,10 +203,21 @@ def _text(value: Any, field: str, max_chars: int) -> str:
     return value
 
 
+def id_from_text(text: str) -> int | None:
+    """A user id written as ASCII digits ("42"), or None; never parses an absurdly long number."""
+    if len(text) <= len(str(MAX_ID)) and text.isascii() and text.isdigit():
+        value = int(text)
+        if 1 <= value <= MAX_ID:
+            return value
+    return None
+
+
 def _parse_connect(data: dict[str, Any], limits: Limits) -> Connect:
     user_id = data.get("userId")
-    if isinstance(user_id, str) and user_id.isdecimal():
-        user_id = int(user_id)
+    if isinstance(user_id, str):
+        user_id = id_from_text(user_id)
+        if user_id is None:
+            raise FrameError(ErrorCode.UNAUTHORIZED, "'userId' must be a positive integer id")
     token = data.get("token")
     if user_id is not None and (type(user_id) is not int or not 1 <= user_id <= MAX_ID):
         raise FrameError(ErrorCode.UNAUTHORIZED, "'userId' must be a positive integer id")
@@ -295,10 +306,8 @@ def encode(frame: dict[str, Any]) -> str:
 
 
 def error_frame(code: str, message: str, ref: dict[str, Any] | None = None) -> str:
-    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if ref:
-        frame["ref"] = ref
-    return encode(frame)
+    """`ref` is always present; it is empty when the frame had no readable type."""
+    return encode({"type": "error", "code": code, "message": message, "ref": ref or {}})
 
 
 def connected_frame(user_id: int, unread_messages: int, unread_notifications: int) -> str:

@@ -9,7 +9,7 @@ import time
 
 import jwt
 
-from protocol.frames import MAX_ID
+from protocol.frames import MAX_ID, id_from_text
 
 ALGORITHM = "HS256"
 
@@ -30,11 +30,10 @@ def verify_token(secret: str, token: str | None) -> int:
     except jwt.PyJWTError as error:
         raise InvalidToken(str(error)) from None
     subject = claims["sub"]
-    if isinstance(subject, str) and subject.isdecimal():
-        subject = int(subject)
-    if type(subject) is not int or not 1 <= subject <= MAX_ID:
+    user_id = id_from_text(subject) if isinstance(subject, str) else subject
+    if type(user_id) is not int or not 1 <= user_id <= MAX_ID:
         raise InvalidToken("'sub' is not a user id")
-    return subject
+    return user_id
 
 
 def mint_token(secret: str, user_id: int, ttl_seconds: float = 3600, now: float | None = None) -> str:

@@ -12,7 +12,7 @@ import logging
 from flask import Flask, Response, abort, jsonify, request
 
 from actors import Node
-from protocol.frames import Limits
+from protocol.frames import Limits, id_from_text
 from protocol.tokens import mint_token
 from settings import Settings
 from storage import StorageUnavailable
@@ -84,11 +84,10 @@ def _add_demo_routes(app: Flask, settings: Settings, node: Node) -> None:
 
     @app.get("/demo/token")
     def demo_token() -> Response:
-        user_id = request.args.get("userId", "")
-        if not user_id.isdecimal() or int(user_id) < 1:
+        user_id = id_from_text(request.args.get("userId", ""))
+        if user_id is None:
             return jsonify({"error": "userId must be a positive integer"}), 400
-        token = mint_token(settings.auth.secret, int(user_id), DEMO_TOKEN_TTL_SECONDS)
-        return jsonify({"userId": int(user_id), "token": token})
+        return jsonify({"userId": user_id, "token": mint_token(settings.auth.secret, user_id, DEMO_TOKEN_TTL_SECONDS)})
 
 
 def _is_loopback(address: str | None) -> bool:
