@@ -14,9 +14,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 ENV_PREFIX = "REALTIME_"
 DEMO_SECRET_FILE = "demo-secret"
+MIN_DEMO_SECRET_CHARS = 32
 
 
 class ConfigError(Exception):
@@ -197,10 +199,7 @@ class Settings:
         shown: dict[str, dict[str, Any]] = {}
         for section, keys in SCHEMA.items():
             values = getattr(self, section)
-            shown[section] = {
-                key: ("***" if _is_secret(key) and getattr(values, key) else getattr(values, key))
-                for key in keys
-            }
+            shown[section] = {key: _redact(key, getattr(values, key)) for key in keys}
         return shown
 
 
@@ -215,8 +214,15 @@ _SECTION_TYPES = {
 }
 
 
-def _is_secret(key: str) -> bool:
-    return key in ("secret", "password")
+def _redact(key: str, value: Any) -> Any:
+    if key in ("secret", "password"):
+        return "***" if value else value
+    if key.endswith("_url") and isinstance(value, str):
+        parts = urlsplit(value)
+        if parts.password:
+            host = parts.netloc.rpartition("@")[2]
+            return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    return value
 
 
 def env_name(section: str, key: str) -> str:
@@ -235,13 +241,9 @@ def load_settings(
     survive restarts.
     """
     environ = os.environ if environ is None else environ
-    parser = configparser.ConfigParser(interpolation=None)
-    if path is not None:
-        if not Path(path).is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        parser.read(path, encoding="utf-8")
-    elif Path("config.ini").is_file():
-        parser.read("config.ini", encoding="utf-8")
+    if path is None and Path("config.ini").is_file():
+        path = "config.ini"
+    parser = _read_config_file(path)
     _reject_unknown_keys(parser)
 
     sections: dict[str, Any] = {}
@@ -273,6 +275,20 @@ def load_settings(
     return Settings(**{name: _SECTION_TYPES[name](**values) for name, values in sections.items()})
 
 
+def _read_config_file(path: str | os.PathLike[str] | None) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    if path is None:
+        return parser
+    if not Path(path).is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ConfigError(f"config file {path} cannot be read: {first_line}") from None
+    return parser
+
+
 def _reject_unknown_keys(parser: configparser.ConfigParser) -> None:
     for section in parser.sections():
         if section not in SCHEMA:
@@ -283,13 +299,31 @@ def _reject_unknown_keys(parser: configparser.ConfigParser) -> None:
 
 
 def _demo_secret(data_dir: Path) -> str:
-    """A random secret kept in `data_dir`, created on first use (demo mode only)."""
+    """A random secret kept in `data_dir`, created on first use (demo mode only).
+
+    The file appears complete or not at all (written aside, then linked into
+    place), so a crash never leaves an empty secret and two processes starting
+    together end up with the same one.
+    """
     secret_file = data_dir / DEMO_SECRET_FILE
-    if secret_file.is_file():
-        return secret_file.read_text(encoding="utf-8").strip()
     data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32)
-    descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(secret)
-    return secret
+    for _ in range(2):
+        try:
+            existing = secret_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            existing = ""
+        if len(existing) >= MIN_DEMO_SECRET_CHARS:
+            return existing
+        if secret_file.exists():
+            secret_file.unlink()  # empty or truncated: not a secret
+        draft = data_dir / f".{DEMO_SECRET_FILE}.{os.getpid()}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_urlsafe(32))
+        try:
+            os.link(draft, secret_file)
+        except FileExistsError:
+            pass  # another process got there first: use its secret
+        finally:
+            draft.unlink()
+    raise ConfigError(f"[auth] secret: cannot create a demo secret in {secret_file}")
