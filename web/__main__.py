@@ -29,9 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("geventwebsocket.handler").setLevel(logging.WARNING)  # one line per request is noise
     logging.getLogger(__name__).info("effective configuration: %s", settings.redacted())
 
-    from web.service import Service
+    from storage import StorageUnavailable
+    from web.service import Service, StartupError
 
-    Service(settings).run()
+    try:
+        Service(settings).run()
+    except StorageUnavailable as error:
+        print(f"cannot start: database unavailable: {error}", file=sys.stderr)
+        return 1
+    except StartupError as error:
+        print(f"cannot start: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

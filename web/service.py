@@ -26,6 +26,10 @@ def write_lanes(settings: Settings) -> int:
     return max(1, settings.database.pool_size // 2)
 
 
+class StartupError(Exception):
+    """The service cannot start; the message says why in one line."""
+
+
 class Service:
     """Owns everything one `python -m web` process runs."""
 
@@ -56,7 +60,11 @@ class Service:
         self._stopped = Event()
 
     def run(self) -> None:
-        """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+        """Serve until SIGTERM or SIGINT, then shut down gracefully.
+
+        Raises `StartupError` if either port cannot be bound; nothing is left running then.
+        """
+        self._listen()
         self.ws_server.start()
         self.http_server.start()
         log.info(
@@ -72,6 +80,16 @@ class Service:
             gevent.signal_handler(signum, self._request_stop, signum)
         self._stopped.wait()
         self.stop()
+
+    def _listen(self) -> None:
+        """Bind both ports before serving either, so a busy port fails the start as a whole."""
+        for key, server in (("ws_port", self.ws_server), ("http_port", self.http_server)):
+            try:
+                server.init_socket()
+            except OSError as error:
+                self.stop()
+                host, port = server.address
+                raise StartupError(f"[server] {key}: cannot listen on {host}:{port}: {error.strerror or error}") from None
 
     def _request_stop(self, signum: int) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
