@@ -108,6 +108,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     },
     "notify": {
         "secret": (_text, ""),
+        "cors_origins": (_text, "*"),
+        "like_group_seconds": (_positive_number, "3"),
+        "fanout_batch": (_positive_integer, "2000"),
+        "fanout_concurrency": (_positive_integer, "4"),
+        "request_timeout": (_positive_number, "60"),
     },
     "cluster": {
         "backend": (_choice("local", "redis"), "local"),
@@ -122,6 +127,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "notifications_page_max": (_positive_integer, "100"),
         "send_queue_frames": (_positive_integer, "1000"),
         "write_batch": (_positive_integer, "500"),
+        "max_body_bytes": (_positive_integer, "65536"),
     },
     "log": {
         "level": (_choice("debug", "info", "warning", "error"), "info"),
@@ -159,6 +165,11 @@ class AuthSettings:
 @dataclass(frozen=True)
 class NotifySettings:
     secret: str
+    cors_origins: str
+    like_group_seconds: float
+    fanout_batch: int
+    fanout_concurrency: int
+    request_timeout: float
 
 
 @dataclass(frozen=True)
@@ -177,6 +188,7 @@ class LimitSettings:
     notifications_page_max: int
     send_queue_frames: int
     write_batch: int
+    max_body_bytes: int
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from storage import Message
+from storage import Message, Notification
 
 
 class Transport(Protocol):
@@ -71,3 +71,19 @@ class CloseAll:
 
     code: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverNotification:
+    """A stored notification for this user, by the user called `actor_name`."""
+
+    notification: Notification
+    actor_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyUsers:
+    """Router (ask): deliver each notification to its recipient if connected here; answers how many were."""
+
+    notifications: tuple[Notification, ...]
+    actor_name: str

@@ -9,13 +9,27 @@ from typing import Any, Sequence
 import pykka
 
 from actors.messages import CloseAll, PushFrame, ToUser
+from actors.notifications import NotificationActor
 from actors.router import Broadcast, ConnectedCount, RouterActor
 from protocol import frames
 from protocol.frames import CloseCode, Limits
+from settings import Settings
 from storage import Delivery, Storage
 from storage.batching import WriteBatcher
 
 log = logging.getLogger(__name__)
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The frame limits of `[limits]`."""
+    limits = settings.limits
+    return Limits(
+        max_content_chars=limits.max_content_chars,
+        history_page=limits.history_page,
+        history_page_max=limits.history_page_max,
+        notifications_page=limits.notifications_page,
+        notifications_page_max=limits.notifications_page_max,
+    )
 
 
 class Node:
@@ -25,14 +39,19 @@ class Node:
     routing table, each writer owns its queue.
     """
 
-    def __init__(self, storage: Storage, limits: Limits, auth_secret: str, write_batch: int, write_lanes: int):
-        """Messages are written in `write_lanes` pipelines keyed by sender, so one sender's stay in order."""
+    def __init__(self, storage: Storage, settings: Settings):
+        """Messages are written in the engine's `write_lanes` pipelines keyed by sender, so one sender's stay in order."""
         self.storage = storage
-        self.limits = limits
-        self.auth_secret = auth_secret
-        self.message_writer = WriteBatcher("messages", storage.store_messages, write_batch, write_lanes)
-        self.delivery_writer = WriteBatcher("deliveries", self._store_deliveries, write_batch, write_lanes)
+        self.limits = limits_of(settings)
+        self.auth_secret = settings.auth.secret
+        self.like_group_seconds = settings.notify.like_group_seconds
+        batch, lanes = settings.limits.write_batch, storage.engine.write_lanes
+        self.message_writer = WriteBatcher("messages", storage.store_messages, batch, lanes)
+        self.delivery_writer = WriteBatcher("deliveries", self._store_deliveries, batch, lanes)
         self.router = RouterActor.start(self._start_user_actor)
+        self.notifier = NotificationActor.start(
+            self, settings.notify.fanout_batch, settings.notify.fanout_concurrency
+        )
 
     @staticmethod
     def now_ms() -> int:

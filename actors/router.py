@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pykka
 
-from actors.messages import AttachSocket, CloseAll, DetachSocket, ToUser
+from actors.messages import AttachSocket, CloseAll, DeliverNotification, DetachSocket, NotifyUsers, ToUser
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class RouterActor(pykka.ThreadingActor):
                 return self._attach(message)
             case DetachSocket():
                 self._detach(message)
+            case NotifyUsers(notifications=notifications, actor_name=actor_name):
+                return self._notify(notifications, actor_name)
             case Broadcast(payload=payload):
                 for user_id in list(self._routes):
                     self._forward(user_id, payload)
@@ -78,15 +80,21 @@ class RouterActor(pykka.ThreadingActor):
             del self._routes[message.user_id]
             route.actor.stop(block=False)
 
-    def _forward(self, user_id: int, payload: Any) -> None:
+    def _notify(self, notifications: tuple, actor_name: str) -> int:
+        return sum(self._forward(n.user_id, DeliverNotification(n, actor_name)) for n in notifications)
+
+    def _forward(self, user_id: int, payload: Any) -> bool:
+        """Tell the user's actor; False if the user is not connected here."""
         route = self._routes.get(user_id)
         if route is None:
-            return
+            return False
         try:
             route.actor.tell(payload)
         except pykka.ActorDeadError:
             log.warning("router: actor of user %s died; dropping its route", user_id)
             del self._routes[user_id]
+            return False
+        return True
 
 
 __all__ = ["Broadcast", "CloseAll", "ConnectedCount", "RouterActor"]

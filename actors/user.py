@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
+import gevent
 import pykka
 
 from actors.messages import (
@@ -15,6 +16,7 @@ from actors.messages import (
     ClientFrame,
     CloseAll,
     DeliverMessage,
+    DeliverNotification,
     DetachSocket,
     PushFrame,
     ToUser,
@@ -23,7 +25,8 @@ from actors.messages import (
 from protocol import frames
 from protocol.frames import CloseCode, ErrorCode, FrameError
 from protocol.tokens import InvalidToken, verify_token
-from storage import Forbidden, Message, MessageDraft, NotFound, StorageUnavailable, StoreResult
+from protocol.notify import notification_text
+from storage import Forbidden, Message, MessageDraft, NotFound, Notification, StorageUnavailable, StoreResult
 from storage.store import BACKLOG_PAGE
 
 if TYPE_CHECKING:
@@ -32,6 +35,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RECENT_MESSAGES = 4096
 BACKLOG_DRAIN_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _FlushLikes:
+    """The like-grouping window of a post has ended."""
+
+    post_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,7 @@ class UserActor(pykka.ThreadingActor):
         self._node = node
         self._sockets: dict[int, Transport] = {}
         self._pushed: OrderedDict[int, None] = OrderedDict()  # ids of messages recently pushed here
+        self._like_windows: dict[int, list[tuple[Notification, str]]] = {}  # post id -> likes held back
         self._handlers: dict[type, Callable[[Transport, Any], None]] = {
             frames.SendMessage: self._send_message,
             frames.MarkRead: self._mark_read,
@@ -76,6 +87,10 @@ class UserActor(pykka.ThreadingActor):
                 self._deliver(chat_message)
             case PushFrame(text=text, exclude=exclude):
                 self._push(text, exclude)
+            case DeliverNotification(notification=notification, actor_name=actor_name):
+                self._notify(notification, actor_name)
+            case _FlushLikes(post_id=post_id):
+                self._flush_likes(post_id)
             case _Stored():
                 self._guarded(message.transport, frames.command_ref(message.command), self._on_stored, message)
             case AttachSocket(transport=transport):
@@ -243,6 +258,40 @@ class UserActor(pykka.ThreadingActor):
         self._remember_pushed(message.id)
         self._push(_message_frame(message), on_written=self._delivery_marker(message.id))
 
+    # ------------------------------------------------------------ notifications for this user
+
+    def _notify(self, notification: Notification, actor_name: str) -> None:
+        """Push a notification; likes of a post that had one pushed moments ago wait to be grouped."""
+        held = self._like_windows.get(notification.post_id) if notification.type == "like" else None
+        if held is not None:
+            held.append((notification, actor_name))
+            return
+        self._push(_notification_frame(notification))
+        if notification.type == "like":
+            self._open_like_window(notification.post_id)
+
+    def _open_like_window(self, post_id: int) -> None:
+        self._like_windows[post_id] = []
+        gevent.spawn_later(self._node.like_group_seconds, _tell_quietly, self.actor_ref, _FlushLikes(post_id))
+
+    def _flush_likes(self, post_id: int) -> None:
+        """The window ended: push the likes held back as one frame, and keep grouping while they come."""
+        held = self._like_windows.pop(post_id, None)
+        if not held:
+            return
+        latest, latest_name = held[-1]
+        actor_ids = list(dict.fromkeys(n.actor_id for n, _ in reversed(held)))  # distinct, newest first
+        if len(actor_ids) == 1:
+            self._push(_notification_frame(latest))
+        else:
+            text = notification_text("like", latest_name, others=len(actor_ids) - 1)
+            self._push(
+                frames.notification_frame(
+                    latest.id, "like", latest.actor_id, post_id, None, latest.created_at, text, actor_ids
+                )
+            )
+        self._open_like_window(post_id)
+
     def _remember_pushed(self, message_id: int) -> None:
         self._pushed[message_id] = None
         if len(self._pushed) > RECENT_MESSAGES:
@@ -257,6 +306,19 @@ def _message_frame(message: Message) -> str:
     return frames.message_frame(
         message.id, message.sender_id, message.recipient_id, message.content, message.created_at, message.client_msg_id
     )
+
+
+def _notification_frame(notification: Notification) -> str:
+    n = notification
+    return frames.notification_frame(n.id, n.type, n.actor_id, n.post_id, n.comment_id, n.created_at, n.text)
+
+
+def _tell_quietly(actor: pykka.ActorRef, message: Any) -> None:
+    """Tell an actor that may have stopped meanwhile (a timer outliving its user's last socket)."""
+    try:
+        actor.tell(message)
+    except pykka.ActorDeadError:
+        pass
 
 
 def _once(action: Callable[[], None]) -> Callable[[], None]:

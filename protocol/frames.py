@@ -404,6 +404,34 @@ def notification_entry(
     }
 
 
+def notification_frame(
+    notification_id: int,
+    notification_type: str,
+    actor_id: int,
+    post_id: int,
+    comment_id: int | None,
+    created_at: int,
+    text: str,
+    actor_ids: list[int] | None = None,
+) -> str:
+    """A pushed notification; `actor_ids` (with `count`) when several likes of one post are grouped."""
+    frame: dict[str, Any] = {
+        "type": "notification",
+        "notificationId": notification_id,
+        "notificationType": notification_type,
+        "actorId": actor_id,
+        "postId": post_id,
+    }
+    if notification_type == "comment":
+        frame["commentId"] = comment_id
+    frame["createdAt"] = iso_time(created_at)
+    frame["text"] = text
+    if actor_ids is not None:
+        frame["count"] = len(actor_ids)
+        frame["actorIds"] = actor_ids
+    return encode(frame)
+
+
 def notifications_frame(notifications: list[dict[str, Any]]) -> str:
     """`notifications`: newest first, each built by `notification_entry`."""
     return encode({"type": "notifications", "notifications": notifications})

@@ -59,6 +59,7 @@ def placeholders(count: int) -> str:
 class SqliteEngine:
     dialect = "sqlite"
     supports_returning = False
+    write_lanes = 1  # SQLite has one writer at a time anyway
 
     def __init__(self, path: str, threads: int = 4):
         from gevent.threadpool import ThreadPool
@@ -150,6 +151,8 @@ class MysqlEngine:
             init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         )
         self.supports_returning = self.transaction(_server_supports_returning)
+        # parallel group-commit pipelines: half the pool, the other half stays free for reads
+        self.write_lanes = max(1, pool_size // 2)
 
     def transaction(self, work: Callable[[Session], T], write: bool = False) -> T:
         try:

@@ -14,9 +14,10 @@ from storage import schema
 from storage.engine import Session, placeholders
 
 MESSAGE_COLUMNS = "id, sender_id, recipient_id, content, client_msg_id, created_at, status"
-NOTIFICATION_COLUMNS = "id, type, actor_id, post_id, comment_id, created_at, text, is_read"
+NOTIFICATION_COLUMNS = "id, user_id, type, actor_id, post_id, comment_id, created_at, text, is_read"
 NEWEST = 2**63 - 1
 BACKLOG_PAGE = 500
+MAX_ROWS_PER_INSERT = 1000  # keeps one statement well under max_allowed_packet
 
 
 class NotFound(Exception):
@@ -80,8 +81,20 @@ class ConnectSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class NotificationDraft:
+    user_id: int  # the recipient
+    type: str  # post, comment or like
+    actor_id: int
+    post_id: int
+    comment_id: int | None
+    text: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     id: int
+    user_id: int
     type: str
     actor_id: int
     post_id: int
@@ -220,19 +233,31 @@ class Storage:
         return {key: message for message in found if (key := (message.sender_id, message.client_msg_id)) in keys}
 
     def _insert_messages(self, session: Session, drafts: list[MessageDraft]) -> list[int]:
-        if not drafts:
-            return []
-        columns = "(sender_id, recipient_id, content, client_msg_id, status, created_at)"
         rows = [(d.sender_id, d.recipient_id, d.content, d.client_msg_id, "sent", d.created_at) for d in drafts]
+        columns = ("sender_id", "recipient_id", "content", "client_msg_id", "status", "created_at")
+        return self._insert_rows(session, "realtime_messages", columns, rows)
+
+    def _insert_rows(self, session: Session, table: str, columns: Sequence[str], rows: list[tuple]) -> list[int]:
+        """Insert rows in order and return their auto-increment ids in the same order.
+
+        One multi-row statement where the server can return ids (MariaDB);
+        otherwise one statement per row, still in the caller's one transaction.
+        """
+        if not rows:
+            return []
+        row_marks = f"({placeholders(len(columns))})"
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         if not self.engine.supports_returning:
-            sql = f"INSERT INTO realtime_messages {columns} VALUES ({placeholders(6)})"
-            return [session.insert(sql, row) for row in rows]
-        values = ", ".join([f"({placeholders(6)})"] * len(rows))
-        returned = session.query(
-            f"INSERT INTO realtime_messages {columns} VALUES {values} RETURNING id", [v for row in rows for v in row]
-        )
-        # auto-increment ids grow in VALUES order, whatever order RETURNING lists them in
-        return sorted(int(row[0]) for row in returned)
+            return [session.insert(head + row_marks, row) for row in rows]
+        ids: list[int] = []
+        for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+            chunk = rows[start : start + MAX_ROWS_PER_INSERT]
+            returned = session.query(
+                head + ", ".join([row_marks] * len(chunk)) + " RETURNING id", [v for row in chunk for v in row]
+            )
+            # auto-increment ids grow in VALUES order, whatever order RETURNING lists them in
+            ids.extend(sorted(int(row[0]) for row in returned))
+        return ids
 
     def mark_delivered(self, message_ids: Sequence[int], delivered_at: int) -> dict[int, Delivery]:
         """Move these messages from sent to delivered; return those that moved, by id."""
@@ -330,10 +355,42 @@ class Storage:
                 (user_id, before or NEWEST, limit),
             )
         )
+        return [_notification(row) for row in rows]
+
+    def store_notifications(self, drafts: Sequence[NotificationDraft]) -> list[Notification]:
+        """Store one notification per draft in one transaction; return them with their ids."""
+        rows = [(d.user_id, d.type, d.actor_id, d.post_id, d.comment_id, d.text, 0, d.created_at) for d in drafts]
+        columns = ("user_id", "type", "actor_id", "post_id", "comment_id", "text", "is_read", "created_at")
+        ids = self.engine.transaction(
+            lambda session: self._insert_rows(session, "realtime_notifications", columns, rows), write=True
+        )
         return [
-            Notification(int(i), kind, int(actor), int(post), None if comment is None else int(comment), int(at), text, bool(read))
-            for i, kind, actor, post, comment, at, text, read in rows
+            Notification(i, d.user_id, d.type, d.actor_id, d.post_id, d.comment_id, d.created_at, d.text, False)
+            for i, d in zip(ids, drafts)
         ]
+
+    def followers(self, user_id: int, after_id: int, limit: int) -> list[int]:
+        """Ids of the users who follow `user_id` (never `user_id` itself), ascending, above `after_id`."""
+        rows = self.engine.transaction(
+            lambda session: session.query(
+                "SELECT DISTINCT follower_id FROM follows"
+                " WHERE followee_id = %s AND follower_id > %s AND follower_id <> %s ORDER BY follower_id LIMIT %s",
+                (user_id, after_id, user_id, limit),
+            )
+        )
+        return [int(row[0]) for row in rows]
+
+    def post_owner(self, post_id: int) -> int | None:
+        rows = self.engine.transaction(
+            lambda session: session.query("SELECT user_id FROM posts WHERE id = %s", (post_id,))
+        )
+        return int(rows[0][0]) if rows else None
+
+    def username(self, user_id: int) -> str | None:
+        rows = self.engine.transaction(
+            lambda session: session.query("SELECT username FROM users WHERE id = %s", (user_id,))
+        )
+        return rows[0][0] if rows else None
 
     def mark_notifications_read(self, user_id: int, notification_id: int | None, read_at: int) -> None:
         """Mark one of the user's notifications read, or all of them when `notification_id` is None.
@@ -364,6 +421,21 @@ class Storage:
 def _text(value: Any) -> Any:
     """Binary columns come back as bytes from MySQL."""
     return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else value
+
+
+def _notification(row: tuple) -> Notification:
+    notification_id, user_id, kind, actor_id, post_id, comment_id, created_at, text, read = row
+    return Notification(
+        int(notification_id),
+        int(user_id),
+        kind,
+        int(actor_id),
+        int(post_id),
+        None if comment_id is None else int(comment_id),
+        int(created_at),
+        text,
+        bool(read),
+    )
 
 
 def _message(row: tuple) -> Message:

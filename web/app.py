@@ -6,36 +6,24 @@ so tests and the service assemble them the same way.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from flask import Flask, Response, abort, jsonify, request
 
 from actors import Node
-from protocol.frames import Limits, id_from_text
+from protocol.frames import id_from_text
 from protocol.tokens import mint_token
 from settings import Settings
-from storage import StorageUnavailable
+from web.http_api import create_http_app, is_loopback
 from web.sockets import SocketPolicy, serve_socket
 
 log = logging.getLogger(__name__)
 DEMO_TOKEN_TTL_SECONDS = 12 * 3600
 
 
-def limits_of(settings: Settings) -> Limits:
-    limits = settings.limits
-    return Limits(
-        max_content_chars=limits.max_content_chars,
-        history_page=limits.history_page,
-        history_page_max=limits.history_page_max,
-        notifications_page=limits.notifications_page,
-        notifications_page_max=limits.notifications_page_max,
-    )
-
-
 def create_apps(settings: Settings, node: Node) -> tuple[Flask, Flask]:
     """(WebSocket app for `ws_port`, HTTP API app for `http_port`)."""
-    return _create_ws_app(settings, node), _create_http_app(node)
+    return _create_ws_app(settings, node), create_http_app(settings, node)
 
 
 def _create_ws_app(settings: Settings, node: Node) -> Flask:
@@ -43,7 +31,7 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
     policy = SocketPolicy(
         auth_secret=settings.auth.secret,
         auth_timeout=settings.auth.timeout,
-        limits=limits_of(settings),
+        limits=node.limits,
         send_queue_frames=settings.limits.send_queue_frames,
     )
 
@@ -74,7 +62,7 @@ def _add_demo_routes(app: Flask, settings: Settings, node: Node) -> None:
 
     @app.before_request
     def loopback_only() -> None:
-        if request.path.startswith("/demo/") and not _is_loopback(request.remote_addr):
+        if request.path.startswith("/demo/") and not is_loopback(request.remote_addr):
             abort(403, "demo endpoints answer local callers only")
 
     @app.get("/demo/users")
@@ -88,26 +76,3 @@ def _add_demo_routes(app: Flask, settings: Settings, node: Node) -> None:
         if user_id is None:
             return jsonify({"error": "userId must be a positive integer"}), 400
         return jsonify({"userId": user_id, "token": mint_token(settings.auth.secret, user_id, DEMO_TOKEN_TTL_SECONDS)})
-
-
-def _is_loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def _create_http_app(node: Node) -> Flask:
-    app = Flask("realtime.http")
-
-    @app.get("/healthz")
-    def healthz() -> Response:
-        users, sockets = node.connected_count()
-        try:
-            node.storage.check()
-        except StorageUnavailable as error:
-            log.warning("health check: database unavailable: %s", error)
-            return jsonify({"status": "unavailable", "database": "down", "users": users, "sockets": sockets}), 503
-        return jsonify({"status": "ok", "database": "ok", "users": users, "sockets": sockets})
-
-    return app

@@ -12,18 +12,11 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 from actors import Node
 from settings import Settings
 from storage import Storage, open_storage
-from web.app import create_apps, limits_of
+from web.app import create_apps
 from web.demo import seed_demo_data
 from web.websocket import ServiceWebSocketHandler
 
 log = logging.getLogger(__name__)
-
-
-def write_lanes(settings: Settings) -> int:
-    """Parallel write pipelines: SQLite has one writer anyway; MySQL gets half the pool, the rest is for reads."""
-    if settings.database.backend == "sqlite":
-        return 1
-    return max(1, settings.database.pool_size // 2)
 
 
 class StartupError(Exception):
@@ -41,13 +34,7 @@ class Service:
             log.info("database schema migrated to version %s", applied[-1])
         if settings.server.demo:
             seed_demo_data(self.storage)
-        self.node = Node(
-            self.storage,
-            limits_of(settings),
-            settings.auth.secret,
-            settings.limits.write_batch,
-            write_lanes(settings),
-        )
+        self.node = Node(self.storage, settings)
         ws_app, http_app = create_apps(settings, self.node)
         server = settings.server
         self.ws_server = WSGIServer(

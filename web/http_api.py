@@ -1,0 +1,127 @@
+"""The HTTP API port: the notify endpoints the main web application calls, and health.
+
+Handlers only parse and answer: a notify request is handed to the
+NotificationActor and the handler waits for its result; no SQL runs here
+apart from the health check's ping.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+from typing import Any
+
+import gevent
+from flask import Flask, Response, jsonify, request
+from gevent.event import AsyncResult
+from werkzeug.exceptions import HTTPException
+
+from actors import Node
+from actors.notifications import Notify, NotifyResult
+from protocol.notify import KINDS, NotifyRequestError, parse_notify_request
+from settings import Settings
+from storage import NotFound, StorageUnavailable
+
+log = logging.getLogger(__name__)
+CORS_METHODS = "POST, GET, OPTIONS"
+CORS_HEADERS = "Content-Type, X-Notify-Secret"
+
+
+def create_http_app(settings: Settings, node: Node) -> Flask:
+    app = Flask("realtime.http")
+    app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
+    notify_secret = settings.notify.secret.encode("utf-8")
+    allowed_origins = settings.notify.cors_origins.split()
+
+    @app.before_request
+    def preflight_and_caller_check() -> Response | tuple[Response, int] | None:
+        if request.method == "OPTIONS":
+            return Response(status=204)
+        if not request.path.startswith("/notify/"):
+            return None
+        if notify_secret:
+            offered = request.headers.get("X-Notify-Secret", "").encode("utf-8")
+            if not hmac.compare_digest(offered, notify_secret):
+                return _failure(401, "missing or wrong X-Notify-Secret")
+        elif not is_loopback(request.remote_addr):
+            return _failure(403, "without [notify] secret only local callers are answered")
+        return None
+
+    @app.after_request
+    def cors(response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if "*" in allowed_origins:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        elif origin in allowed_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.vary.add("Origin")
+        response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+        response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response, int]:
+        return _failure(error.code or 500, error.description or error.name)
+
+    @app.post("/notify/<any(" + ", ".join(KINDS) + "):kind>")
+    def notify(kind: str) -> tuple[Response, int]:
+        fields = _body_fields()
+        if fields is None:
+            return _failure(400, "body must be a JSON object or a form")
+        try:
+            notify_request = parse_notify_request(kind, fields)
+        except NotifyRequestError as error:
+            return _failure(400, str(error))
+        reply = AsyncResult()
+        node.notifier.tell(Notify(notify_request, reply))
+        try:
+            result: NotifyResult = reply.get(timeout=settings.notify.request_timeout)
+        except gevent.Timeout:
+            return _failure(503, "notifications are still being stored; not confirmed in time")
+        except NotFound as error:
+            return _failure(404, str(error))
+        except StorageUnavailable:
+            return _failure(503, "storage is unavailable, try again")
+        except Exception:
+            return _failure(500, "internal error")
+        return jsonify({"success": True, "recipients": result.recipients, "online": result.online}), 200
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        users, sockets = node.connected_count()
+        try:
+            node.storage.check()
+        except StorageUnavailable as error:
+            log.warning("health check: database unavailable: %s", error)
+            return jsonify({"status": "unavailable", "database": "down", "users": users, "sockets": sockets}), 503
+        return jsonify({"status": "ok", "database": "ok", "users": users, "sockets": sockets}), 200
+
+    return app
+
+
+def _body_fields() -> dict[str, Any] | None:
+    """The request's fields from a form or a JSON object body (legacy callers send either)."""
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return request.form.to_dict()
+    data = request.get_data()
+    if not data.strip():
+        return {}
+    try:
+        fields = json.loads(data)
+    except ValueError:
+        return None
+    return fields if isinstance(fields, dict) else None
+
+
+def _failure(status: int, message: str) -> tuple[Response, int]:
+    return jsonify({"success": False, "error": message}), status
+
+
+def is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
