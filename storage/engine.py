@@ -46,6 +46,10 @@ class Session:
         self._cursor.execute(self._translate(sql), params)
         return self._cursor.lastrowid
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement per row (PyMySQL sends an INSERT's rows as one multi-row statement)."""
+        self._cursor.executemany(self._translate(sql), rows)
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         self._cursor.execute(self._translate(sql), params)
         return list(self._cursor.fetchall())

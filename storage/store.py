@@ -164,11 +164,8 @@ class Storage:
         ignore = "INSERT OR IGNORE" if self.dialect == "sqlite" else "INSERT IGNORE"
         sql = f"{ignore} INTO {table} ({', '.join(columns)}) VALUES ({placeholders(len(columns))})"
 
-        def work(session: Session) -> None:
-            for row in rows:
-                session.execute(sql, row)
-
-        self.engine.transaction(work, write=True)
+        if rows:
+            self.engine.transaction(lambda session: session.execute_many(sql, rows), write=True)
 
     # ------------------------------------------------------------ messages
 
