@@ -11,6 +11,7 @@ import pykka
 from actors.messages import CloseAll, PushFrame, ToUser
 from actors.notifications import NotificationActor
 from actors.router import Broadcast, ConnectedCount, RouterActor
+from actors.user import UserActor
 from protocol import frames
 from protocol.frames import CloseCode, Limits
 from settings import Settings
@@ -33,14 +34,14 @@ def limits_of(settings: Settings) -> Limits:
 
 
 class Node:
-    """Starts the RouterActor and the group-commit writers; every UserActor gets this object.
+    """Starts the RouterActor, the NotificationActor and the group-commit writers; every actor gets this object.
 
     Holds no mutable state of its own that actors share: the router owns the
     routing table, each writer owns its queue.
     """
 
     def __init__(self, storage: Storage, settings: Settings):
-        """Messages are written in the engine's `write_lanes` pipelines keyed by sender, so one sender's stay in order."""
+        """Messages are written in the engine's `write_lanes` pipelines keyed by sender: one sender's stay in order."""
         self.storage = storage
         self.limits = limits_of(settings)
         self.auth_secret = settings.auth.secret
@@ -75,8 +76,6 @@ class Node:
         pykka.ActorRegistry.stop_all(block=True, timeout=max(0.1, deadline - time.monotonic()))
 
     def _start_user_actor(self, user_id: int) -> pykka.ActorRef:
-        from actors.user import UserActor
-
         return UserActor.start(user_id, self)
 
     def _store_deliveries(self, message_ids: Sequence[int]) -> list[Delivery | None]:
