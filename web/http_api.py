@@ -16,7 +16,7 @@ from typing import Any
 import gevent
 from flask import Flask, Response, jsonify, request
 from gevent.event import AsyncResult
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from actors import Node
 from actors.notifications import Notify, NotifyResult
@@ -54,9 +54,10 @@ def create_http_app(settings: Settings, node: Node) -> Flask:
         origin = request.headers.get("Origin")
         if "*" in allowed_origins:
             response.headers["Access-Control-Allow-Origin"] = "*"
-        elif origin in allowed_origins:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.vary.add("Origin")
+        else:
+            response.vary.add("Origin")  # the answer depends on the Origin: shared caches must know
+            if origin in allowed_origins:
+                response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
         response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
         response.headers["Access-Control-Max-Age"] = "600"
@@ -64,11 +65,14 @@ def create_http_app(settings: Settings, node: Node) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response, int]:
-        return _failure(error.code or 500, error.description or error.name)
+        response, status = _failure(error.code or 500, error.description or error.name)
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response, status
 
     @app.post("/notify/<any(" + ", ".join(KINDS) + "):kind>")
     def notify(kind: str) -> tuple[Response, int]:
-        fields = _body_fields()
+        fields = _body_fields(settings.limits.max_body_bytes)
         if fields is None:
             return _failure(400, "body must be a JSON object or a form")
         try:
@@ -102,16 +106,19 @@ def create_http_app(settings: Settings, node: Node) -> Flask:
     return app
 
 
-def _body_fields() -> dict[str, Any] | None:
+def _body_fields(max_body_bytes: int) -> dict[str, Any] | None:
     """The request's fields from a form or a JSON object body (legacy callers send either)."""
+    data = request.get_data()  # cached: form parsing below reads it again
+    # a chunked body has no Content-Length to refuse up front; the stream just stops at the limit
+    if request.content_length is None and len(data) >= max_body_bytes and request.stream.read(1):
+        raise RequestEntityTooLarge()
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return request.form.to_dict()
-    data = request.get_data()
     if not data.strip():
         return {}
     try:
         fields = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return fields if isinstance(fields, dict) else None
 
@@ -121,7 +128,11 @@ def _failure(status: int, message: str) -> tuple[Response, int]:
 
 
 def is_loopback(address: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1, and IPv4 loopback seen through an IPv6 socket (::ffff:127.0.0.1)."""
     try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
+        parsed = ipaddress.ip_address(address or "")
     except ValueError:
         return False
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    return parsed.is_loopback
