@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gevent
-import pykka
 from gevent.event import AsyncResult
 from gevent.pool import Pool
 
 from actors.messages import NotifyUsers
+from actors.runtime import GeventActor
 from protocol.notify import NotifyRequest, display_name, notification_text
 from storage import NotFound, NotificationDraft
 
@@ -36,7 +36,7 @@ class NotifyResult:
     online: int  # of those, recipients connected to this node when theirs was stored
 
 
-class NotificationActor(pykka.ThreadingActor):
+class NotificationActor(GeventActor):
     """Takes notify requests off the HTTP handlers and runs each as a fan-out job.
 
     A job resolves the recipients, stores their notifications in batches and,

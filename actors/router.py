@@ -8,7 +8,15 @@ from typing import Any, Callable
 
 import pykka
 
-from actors.messages import AttachSocket, CloseAll, DeliverNotification, DetachSocket, NotifyUsers, ToUser
+from actors.messages import (
+    AttachSocket,
+    CloseAll,
+    DeliverNotification,
+    DetachSocket,
+    NotifyUsers,
+    ToUser,
+)
+from actors.runtime import GeventActor
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +39,7 @@ class Broadcast:
     payload: Any
 
 
-class RouterActor(pykka.ThreadingActor):
+class RouterActor(GeventActor):
     """Maps user ids to UserActors; starts one on a user's first socket, stops it after the last.
 
     Socket attach and detach both pass through here, so deciding that a user's

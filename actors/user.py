@@ -22,11 +22,20 @@ from actors.messages import (
     ToUser,
     Transport,
 )
+from actors.runtime import GeventActor
 from protocol import frames
 from protocol.frames import CloseCode, ErrorCode, FrameError
-from protocol.tokens import InvalidToken, verify_token
 from protocol.notify import notification_text
-from storage import Forbidden, Message, MessageDraft, NotFound, Notification, StorageUnavailable, StoreResult
+from protocol.tokens import InvalidToken, verify_token
+from storage import (
+    Forbidden,
+    Message,
+    MessageDraft,
+    NotFound,
+    Notification,
+    StorageUnavailable,
+    StoreResult,
+)
 from storage.store import BACKLOG_PAGE
 
 if TYPE_CHECKING:
@@ -53,7 +62,7 @@ class _Stored:
     outcome: Any  # StoreResult or Exception
 
 
-class UserActor(pykka.ThreadingActor):
+class UserActor(GeventActor):
     """Owns every socket of one user on this node.
 
     Frames from the user's sockets, messages for the user and receipts for the
@@ -120,22 +129,23 @@ class UserActor(pykka.ThreadingActor):
         transport.write(
             frames.connected_frame(self.user_id, summary.unread_messages, summary.unread_notifications)
         )
-        self._send_backlog(transport)
+        self._send_backlog(transport, summary.backlog)
 
-    def _send_backlog(self, transport: Transport) -> None:
-        """Push the user's undelivered messages to a new socket, oldest first, as fast as it reads them."""
-        after_id = 0
+    def _send_backlog(self, transport: Transport, page: list[Message]) -> None:
+        """Push the user's undelivered messages to a new socket, oldest first, as fast as it reads them.
+
+        `page` is the first page, read with the unread counts.
+        """
         while True:
-            page = self._node.storage.undelivered_messages(self.user_id, after_id, BACKLOG_PAGE)
             for message in page:
                 self._remember_pushed(message.id)
                 transport.write(_message_frame(message), self._delivery_marker(message.id))
             if len(page) < BACKLOG_PAGE:
                 return
-            after_id = page[-1].id
             if not transport.wait_for_room(BACKLOG_DRAIN_TIMEOUT):
                 transport.close(CloseCode.TRY_AGAIN_LATER, "too slow to receive the backlog")
                 return
+            page = self._node.storage.undelivered_messages(self.user_id, page[-1].id, BACKLOG_PAGE)
 
     def _push(self, text: str, exclude: int | None = None, on_written: Callable[[], None] | None = None) -> None:
         for transport in self._sockets.values():

@@ -1,0 +1,115 @@
+"""GeventActor: a pykka runtime whose actors hold no greenlet while their mailbox is empty.
+
+pykka's `ThreadingActor` gives every actor a thread (under gevent, a
+greenlet) blocked on a queue for its whole life: with one actor per connected
+user that is a parked greenlet and a queue with its locks per socket. Here
+the mailbox is a plain deque; a message arriving in an empty mailbox spawns a
+raw greenlet that handles messages until the mailbox is empty again and then
+ends. Messages are still handled one at a time and in order, so an actor's
+state needs no locks, exactly as with pykka's own runtimes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import deque
+from typing import Any, Callable
+
+import gevent
+import pykka
+from pykka._envelope import Envelope
+from pykka._threading import ThreadingFuture
+
+log = logging.getLogger(__name__)
+FAIRNESS_BATCH = 64  # messages handled before a busy actor lets other greenlets run
+
+
+class _Mailbox:
+    """The inbox pykka puts envelopes in; tells its actor when the first one arrives."""
+
+    __slots__ = ("envelopes", "on_first")
+
+    def __init__(self) -> None:
+        self.envelopes: deque[Envelope[Any]] = deque()
+        self.on_first: Callable[[], None] | None = None
+
+    def put(self, envelope: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
+        self.envelopes.append(envelope)
+        if self.on_first is not None:
+            self.on_first()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
+        return self.envelopes.popleft()
+
+    def empty(self) -> bool:
+        return not self.envelopes
+
+    def qsize(self) -> int:
+        return len(self.envelopes)
+
+
+class GeventActor(pykka.Actor):
+    """A pykka actor run by short-lived greenlets; subclass it like `pykka.ThreadingActor`."""
+
+    _draining = False
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return _Mailbox()
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return ThreadingFuture()  # gevent-aware once threading is monkey-patched
+
+    def _start_actor_loop(self) -> None:
+        self._draining = True  # the first greenlet runs on_start, then the mailbox
+        self.actor_inbox.on_first = self._wake
+        gevent.spawn_raw(self._first_run)
+
+    def _first_run(self) -> None:
+        self._actor_loop_setup()
+        self._drain()
+
+    def _wake(self) -> None:
+        if not self._draining:
+            self._draining = True
+            gevent.spawn_raw(self._drain)
+
+    def _drain(self) -> None:
+        inbox: deque[Envelope[Any]] = self.actor_inbox.envelopes
+        handled = 0
+        try:
+            while inbox and not self.actor_stopped.is_set():
+                self._handle_envelope(inbox.popleft())
+                handled += 1
+                if handled % FAIRNESS_BATCH == 0:
+                    gevent.sleep(0)
+        finally:
+            self._draining = False
+        if self.actor_stopped.is_set():
+            self._actor_loop_teardown()
+
+    def _handle_envelope(self, envelope: Envelope[Any]) -> None:
+        """One turn of pykka's actor loop (`Actor._actor_loop_running`), for one envelope."""
+        try:
+            response = self._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:
+            if envelope.reply_to is not None:
+                envelope.reply_to.set_exception()
+            else:
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:
+                    self._handle_failure(*sys.exc_info())
+        except BaseException:
+            log.debug("%r in %s: stopping all actors", sys.exc_info()[1], self)
+            self._stop()
+            pykka.ActorRegistry.stop_all()
+            raise
+
+
+__all__ = ["GeventActor"]
