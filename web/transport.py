@@ -32,7 +32,9 @@ class SocketTransport:
         self._websocket = websocket
         self._max_queued = max_queued
         self._queue: deque[tuple[object, object]] = deque()
-        self._writer: gevent.Greenlet | None = None
+        self._writing = False
+        self._idle = Event()  # set while no writer greenlet runs
+        self._idle.set()
         self._room = Event()
         self._room.set()
         self.closing = False
@@ -69,13 +71,13 @@ class SocketTransport:
 
     def join(self, timeout: float) -> None:
         """Wait until everything queued, the close frame included, has been sent."""
-        writer = self._writer
-        if writer is not None:
-            writer.join(timeout)
+        self._idle.wait(timeout)
 
     def _start_writer(self) -> None:
-        if self._writer is None:
-            self._writer = gevent.spawn(self._send_queued)
+        if not self._writing:
+            self._writing = True
+            self._idle.clear()
+            gevent.spawn_raw(self._send_queued)
 
     def _send_queued(self) -> None:
         try:
@@ -101,7 +103,8 @@ class SocketTransport:
             self._queue.clear()
         finally:
             self._room.set()
-            self._writer = None
+            self._writing = False
+            self._idle.set()
 
     def _run_callback(self, callback: Callable[[], None]) -> None:
         try:
