@@ -142,6 +142,7 @@ class MysqlEngine:
             maxcached=pool_size,
             blocking=True,
             ping=1,  # check a connection when it leaves the pool, so a restarted database is reconnected
+            reset=False,  # every transaction ends in our commit or rollback: no extra ROLLBACK on return
             host=host,
             port=port,
             user=user,

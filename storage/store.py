@@ -78,6 +78,7 @@ class ReadMark:
 class ConnectSummary:
     unread_messages: int
     unread_notifications: int
+    backlog: list[Message]  # the first page of undelivered messages, oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,14 +305,7 @@ class Storage:
 
     def undelivered_messages(self, user_id: int, after_id: int = 0, limit: int = BACKLOG_PAGE) -> list[Message]:
         """Messages to `user_id` still in state sent, oldest first, with ids above `after_id`."""
-        rows = self.engine.transaction(
-            lambda session: session.query(
-                f"SELECT {MESSAGE_COLUMNS} FROM realtime_messages"
-                " WHERE recipient_id = %s AND status = 'sent' AND id > %s ORDER BY id LIMIT %s",
-                (user_id, after_id, limit),
-            )
-        )
-        return [_message(row) for row in rows]
+        return self.engine.transaction(lambda session: _undelivered(session, user_id, after_id, limit))
 
     def history(self, user_id: int, other_id: int, before: int | None, limit: int) -> list[Message]:
         """The conversation between two users, `limit` messages older than `before`, oldest first."""
@@ -326,18 +320,22 @@ class Storage:
         return [_message(row) for row in reversed(rows)]
 
     def connect_summary(self, user_id: int) -> ConnectSummary | None:
-        """Unread counts for a connecting user, or None if the platform does not know the user."""
+        """Unread counts and the first backlog page for a connecting user; None for an unknown user.
+
+        One transaction of two statements: connecting is frequent, round trips add up.
+        """
 
         def work(session: Session) -> ConnectSummary | None:
-            if not session.query("SELECT 1 FROM users WHERE id = %s", (user_id,)):
+            known, messages, notifications = session.query(
+                "SELECT (SELECT COUNT(*) FROM users WHERE id = %s),"
+                " (SELECT COUNT(*) FROM realtime_messages WHERE recipient_id = %s AND status <> 'read'),"
+                " (SELECT COUNT(*) FROM realtime_notifications WHERE user_id = %s AND is_read = 0)",
+                (user_id, user_id, user_id),
+            )[0]
+            if not known:
                 return None
-            (messages,) = session.query(
-                "SELECT COUNT(*) FROM realtime_messages WHERE recipient_id = %s AND status <> 'read'", (user_id,)
-            )[0]
-            (notifications,) = session.query(
-                "SELECT COUNT(*) FROM realtime_notifications WHERE user_id = %s AND is_read = 0", (user_id,)
-            )[0]
-            return ConnectSummary(int(messages), int(notifications))
+            backlog = _undelivered(session, user_id, 0, BACKLOG_PAGE) if messages else []
+            return ConnectSummary(int(messages), int(notifications), backlog)
 
         return self.engine.transaction(work)
 
@@ -433,6 +431,15 @@ def _notification(row: tuple) -> Notification:
         text,
         bool(read),
     )
+
+
+def _undelivered(session: Session, user_id: int, after_id: int, limit: int) -> list[Message]:
+    rows = session.query(
+        f"SELECT {MESSAGE_COLUMNS} FROM realtime_messages"
+        " WHERE recipient_id = %s AND status = 'sent' AND id > %s ORDER BY id LIMIT %s",
+        (user_id, after_id, limit),
+    )
+    return [_message(row) for row in rows]
 
 
 def _message(row: tuple) -> Message:
