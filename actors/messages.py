@@ -87,3 +87,10 @@ class NotifyUsers:
 
     notifications: tuple[Notification, ...]
     actor_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedAmong:
+    """Router (ask): which of these users are connected to this node; answers a frozenset."""
+
+    user_ids: tuple[int, ...]

@@ -10,7 +10,7 @@ import gevent
 from gevent.event import AsyncResult
 from gevent.pool import Pool
 
-from actors.messages import NotifyUsers
+from actors.messages import ConnectedAmong, NotifyUsers
 from actors.runtime import GeventActor
 from protocol.notify import NotifyRequest, display_name, notification_text
 from storage import NotFound, NotificationDraft
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 ROUTER_TIMEOUT = 30.0
+FOLLOWER_PAGE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +40,10 @@ class NotifyResult:
 class NotificationActor(GeventActor):
     """Takes notify requests off the HTTP handlers and runs each as a fan-out job.
 
-    A job resolves the recipients, stores their notifications in batches and,
-    after each batch commits, has the router push that batch to whoever is
-    online, so the first followers hear of a post while later batches are
-    still being stored. Jobs run in a bounded pool of greenlets: a post by an
+    A job resolves the recipients, stores their notifications in batches,
+    those of connected recipients first, and after each batch commits has the
+    router push that batch to whoever is online: the followers who are
+    waiting hear of a post before the rows of the offline ones are written. Jobs run in a bounded pool of greenlets: a post by an
     author with 100,000 followers does not hold up a like, and the database
     calls yield, so chat keeps flowing meanwhile.
     """
@@ -73,37 +74,39 @@ class NotificationActor(GeventActor):
 
     def _fan_out(self, request: NotifyRequest) -> NotifyResult:
         storage = self._node.storage
-        if request.kind == "post":
-            pages = self._follower_pages(request.actor_id)
-        else:
-            owner = request.post_owner_id or storage.post_owner(request.post_id)
-            if owner is None:
-                raise NotFound(f"post {request.post_id} does not exist")
-            pages = iter([[owner]] if owner != request.actor_id else [])
+        recipients = self._recipients(request)
         actor_name = display_name(storage.username(request.actor_id), request.actor_id)
         text = notification_text(request.kind, actor_name)
-        recipients = online = 0
-        for page in pages:
+        # connected recipients first: they are waiting on a socket, the others only need their row
+        connected = self._node.router.ask(ConnectedAmong(tuple(recipients)), timeout=ROUTER_TIMEOUT)
+        ordered = [u for u in recipients if u in connected] + [u for u in recipients if u not in connected]
+        online = 0
+        for start in range(0, len(ordered), self._batch_size):
             created_at = self._node.now_ms()
             stored = storage.store_notifications(
                 [
                     NotificationDraft(
                         user_id, request.kind, request.actor_id, request.post_id, request.comment_id, text, created_at
                     )
-                    for user_id in page
+                    for user_id in ordered[start : start + self._batch_size]
                 ]
             )
-            recipients += len(stored)
+            # also reaches recipients who connected since; their earlier unread count includes it
             online += self._node.router.ask(NotifyUsers(tuple(stored), actor_name), timeout=ROUTER_TIMEOUT)
             gevent.sleep(0)  # let sockets and chat run between batches
-        return NotifyResult(recipients, online)
+        return NotifyResult(len(ordered), online)
 
-    def _follower_pages(self, author_id: int):
-        after_id = 0
+    def _recipients(self, request: NotifyRequest) -> list[int]:
+        """The author's followers for a post; the post's owner for a comment or like; never the actor."""
+        storage = self._node.storage
+        if request.kind != "post":
+            owner = request.post_owner_id or storage.post_owner(request.post_id)
+            if owner is None:
+                raise NotFound(f"post {request.post_id} does not exist")
+            return [owner] if owner != request.actor_id else []
+        followers: list[int] = []
         while True:
-            page = self._node.storage.followers(author_id, after_id, self._batch_size)
-            if page:
-                yield page
-            if len(page) < self._batch_size:
-                return
-            after_id = page[-1]
+            page = storage.followers(request.actor_id, followers[-1] if followers else 0, FOLLOWER_PAGE)
+            followers.extend(page)
+            if len(page) < FOLLOWER_PAGE:
+                return followers

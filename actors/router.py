@@ -11,6 +11,7 @@ import pykka
 from actors.messages import (
     AttachSocket,
     CloseAll,
+    ConnectedAmong,
     DeliverNotification,
     DetachSocket,
     NotifyUsers,
@@ -59,6 +60,8 @@ class RouterActor(GeventActor):
                 return self._attach(message)
             case DetachSocket():
                 self._detach(message)
+            case ConnectedAmong(user_ids=user_ids):
+                return frozenset(user_id for user_id in user_ids if user_id in self._routes)
             case NotifyUsers(notifications=notifications, actor_name=actor_name):
                 return self._notify(notifications, actor_name)
             case Broadcast(payload=payload):
