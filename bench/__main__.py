@@ -1,0 +1,437 @@
+"""`python -m bench`: this service and the reference server, side by side, on one throwaway MariaDB.
+
+Starts MariaDB (durable settings), gives each server its own database with
+the same seed, runs every scenario against each server in turn, prints a
+table per scenario and writes everything to a JSON file. `--quick` shrinks
+every scenario (CI runs that as a smoke test, with no timing assertions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench import loadgen  # noqa: E402
+from settings import load_settings  # noqa: E402
+from storage import open_storage  # noqa: E402
+from tests.mariadb import MariaDB, start_mariadb  # noqa: E402
+from tests.server import free_port  # noqa: E402
+
+SECRET = "bench-secret-0123456789abcdef0123456789"
+WORKERS = 2
+AUTHOR = 1_000_000
+
+
+@dataclass(frozen=True)
+class Sizes:
+    chat_users: int = 1000
+    chat_messages: int = 20
+    open_rates: tuple[int, ...] = (2000, 5000)
+    open_seconds: float = 5.0
+    followers: int = 20_000
+    connected_followers: int = 5000
+    fanout_repeats: int = 3
+    idle_sockets: int = 10_000
+    idle_seconds: float = 30.0
+    mixed_rate: int = 1000
+    mixed_seconds: float = 6.0
+
+
+QUICK = Sizes(
+    chat_users=40,
+    chat_messages=5,
+    open_rates=(200,),
+    open_seconds=1.0,
+    followers=300,
+    connected_followers=100,
+    fanout_repeats=1,
+    idle_sockets=100,
+    idle_seconds=1.0,
+    mixed_rate=100,
+    mixed_seconds=2.0,
+)
+
+
+# ---------------------------------------------------------------- servers
+
+
+class Server:
+    """A server under test, started on its own database and ports."""
+
+    name = ""
+
+    def __init__(self, database_env: dict[str, str], workdir: Path):
+        self.ws_port, self.http_port = free_port(), free_port()
+        self.workdir = workdir
+        self.env = {
+            **os.environ,
+            **database_env,
+            "REALTIME_AUTH_SECRET": SECRET,
+            "REALTIME_SERVER_HOST": "127.0.0.1",
+            "REALTIME_SERVER_WS_PORT": str(self.ws_port),
+            "REALTIME_SERVER_HTTP_PORT": str(self.http_port),
+        }
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/"
+
+    def command(self) -> tuple[list[str], Path]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        command, cwd = self.command()
+        log = (self.workdir / f"{self.name}.log").open("ab")
+        self.process = subprocess.Popen(command, cwd=cwd, env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"{self.name} exited; see {log.name}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.1)  # waiting for a child process to listen
+        raise RuntimeError(f"{self.name} did not become healthy")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def rss_bytes(self) -> int:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def notify_post(self, post_id: int, author_id: int) -> dict[str, Any]:
+        body = json.dumps({"postId": post_id, "userId": author_id}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}/notify/post",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.loads(response.read())
+
+
+class OurServer(Server):
+    name = "this service"
+
+    def command(self) -> tuple[list[str], Path]:
+        self.env.update({"REALTIME_DATABASE_BACKEND": "mysql", "REALTIME_LOG_LEVEL": "warning"})
+        return [sys.executable, "-m", "web"], REPO
+
+
+class ReferenceServer(Server):
+    name = "reference"
+
+    def command(self) -> tuple[list[str], Path]:
+        source = REPO.parent / "shared" / "reference"
+        copy = self.workdir / "reference"
+        if not copy.exists():
+            shutil.copytree(source, copy, copy_function=shutil.copyfile)  # shared/ is read-only
+            copy.chmod(0o755)
+            subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=copy, check=True)
+        return ["node", "server.js"], copy
+
+
+# ---------------------------------------------------------------- workers
+
+
+def _in_workers(function: Callable[..., dict], argument_sets: list[tuple]) -> list[dict]:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(len(argument_sets)) as pool:
+        return pool.starmap(function, argument_sets)
+
+
+def _split(items: list[int], parts: int) -> list[list[int]]:
+    """Consecutive slices with an even length each, so chat pairs stay in one worker."""
+    size = max(2, (len(items) // parts) // 2 * 2)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _latency(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": _percentile(values, 0.50) * 1000,
+        "p95_ms": _percentile(values, 0.95) * 1000,
+        "p99_ms": _percentile(values, 0.99) * 1000,
+        "max_ms": max(values, default=float("nan")) * 1000,
+    }
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def chat(server: Server, users: list[int], count: int, window: int | None, rate: float | None) -> dict[str, Any]:
+    start_at = time.time() + 3 + len(users) / 500  # every worker connected by then
+    rate_per_user = None if rate is None else rate / len(users)
+    cpu_before = server.cpu_seconds()
+    parts = _in_workers(
+        loadgen.run_chat,
+        [(server.url, SECRET, part, count, window, rate_per_user, start_at) for part in _split(users, WORKERS)],
+    )
+    seconds = max(part["finished"] for part in parts) - start_at
+    latencies = [value for part in parts for value in part["latencies"]]
+    expected = len(users) * count
+    return {
+        "messages": expected,
+        "persisted_per_s": sum(part["acknowledged"] for part in parts) / seconds,
+        "delivered_per_s": len(latencies) / seconds,
+        **_latency(latencies),
+        "lost": expected - sum(part["received"] for part in parts),
+        "duplicated": sum(part["duplicated"] for part in parts),
+        "reordered": sum(part["reordered"] for part in parts),
+        "errors": sum(part["errors"] for part in parts),
+        "seconds": seconds,
+        "server_cpu_percent": 100 * (server.cpu_seconds() - cpu_before) / seconds,
+        "loadgen_cpu_percent": 100 * sum(part["cpu"] for part in parts) / seconds,
+    }
+
+
+def fanout(server: Server, sizes: Sizes) -> dict[str, Any]:
+    followers = list(range(1, sizes.followers + 1))
+    connected = followers[:: max(1, sizes.followers // sizes.connected_followers)][: sizes.connected_followers]
+    post_ids = [AUTHOR + 1 + n for n in range(sizes.fanout_repeats)]
+    context = multiprocessing.get_context("spawn")
+    events = context.Manager().Queue()
+    parts = _split(connected, WORKERS)
+    with context.Pool(len(parts)) as pool:
+        pending = pool.starmap_async(
+            loadgen.run_followers, [(server.url, SECRET, part, post_ids, events) for part in parts]
+        )
+        for _ in parts:
+            assert events.get(timeout=600) == "ready"
+        times, answers = [], []
+        for post_id in post_ids:
+            started = time.time()
+            answers.append(server.notify_post(post_id, AUTHOR))
+            for _ in parts:
+                assert events.get(timeout=600) == post_id
+            times.append(started)
+        results = pending.get(timeout=600)
+    reach = [
+        max(arrival for part in results for arrival in part["arrivals"][post_id]) - started
+        for post_id, started in zip(post_ids, times)
+    ]
+    frames = sum(len(part["arrivals"][post_id]) for part in results for post_id in post_ids)
+    return {
+        "followers": sizes.followers,
+        "connected": len(connected),
+        "last_follower_s": reach,
+        "median_last_follower_s": statistics.median(reach),
+        "frames": frames,
+        "expected_frames": len(connected) * len(post_ids),
+        "answers": answers,
+    }
+
+
+def idle(server: Server, sizes: Sizes) -> dict[str, Any]:
+    users = list(range(2_000_001, 2_000_001 + sizes.idle_sockets))
+    context = multiprocessing.get_context("spawn")
+    events = context.Manager().Queue()
+    parts = _split(users, WORKERS)
+    rss_before = server.rss_bytes()
+    started = time.time()
+    with context.Pool(len(parts)) as pool:
+        pending = pool.starmap_async(
+            loadgen.run_idle, [(server.url, SECRET, part, sizes.idle_seconds, events) for part in parts]
+        )
+        for _ in parts:
+            assert events.get(timeout=600) == "ready"
+        connect_seconds = time.time() - started
+        rss_held = server.rss_bytes()
+        results = pending.get(timeout=600 + sizes.idle_seconds)
+    return {
+        "sockets": len(users),
+        "alive_after_hold": sum(part["alive"] for part in results),
+        "connects_per_s": len(users) / connect_seconds,
+        "rss_before_mb": rss_before / 2**20,
+        "rss_held_mb": rss_held / 2**20,
+        "kb_per_socket": (rss_held - rss_before) / len(users) / 1024,
+    }
+
+
+def mixed(server: Server, sizes: Sizes) -> dict[str, Any]:
+    """Open-loop chat at a fixed rate; a fan-out starts at the middle; latency during it vs before it."""
+    users = list(range(3_000_001, 3_000_001 + 200))
+    post_id = AUTHOR + 100
+    count = int(sizes.mixed_rate * sizes.mixed_seconds / len(users))
+    start_at = time.time() + 4
+    rate_per_user = sizes.mixed_rate / len(users)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(WORKERS + 1) as pool:
+        chatting = pool.starmap_async(
+            loadgen.run_chat,
+            [(server.url, SECRET, part, count, None, rate_per_user, start_at) for part in _split(users, WORKERS)],
+        )
+        time.sleep(max(0.0, start_at + sizes.mixed_seconds / 2 - time.time()))  # the fan-out starts mid-run
+        fanout_started = time.time()
+        server.notify_post(post_id, AUTHOR)
+        fanout_ended = time.time()
+        parts = chatting.get(timeout=600)
+    during, before = [], []
+    for part in parts:
+        for sent, latency in zip(part["sent_at"], part["latencies"]):
+            if fanout_started <= sent <= fanout_ended:
+                during.append(latency)
+            elif sent < fanout_started:
+                before.append(latency)
+    return {
+        "rate": sizes.mixed_rate,
+        "fanout_seconds": fanout_ended - fanout_started,
+        "p99_before_ms": _percentile(before, 0.99) * 1000,
+        "p99_during_ms": _percentile(during, 0.99) * 1000,
+        "samples_during": len(during),
+        "lost": len(users) * count - sum(part["received"] for part in parts),
+    }
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def _seed(database: MariaDB, name: str, sizes: Sizes) -> dict[str, str]:
+    database.create_database(name)
+    env = {
+        "REALTIME_DATABASE_HOST": database.host,
+        "REALTIME_DATABASE_PORT": str(database.port),
+        "REALTIME_DATABASE_USER": database.user,
+        "REALTIME_DATABASE_PASSWORD": database.password,
+        "REALTIME_DATABASE_NAME": name,
+    }
+    storage = open_storage(load_settings(environ={**env, "REALTIME_DATABASE_BACKEND": "mysql", "REALTIME_AUTH_SECRET": "x"}).database)
+    storage.prepare()
+    everyone = [
+        AUTHOR,
+        *range(1, sizes.followers + 1),
+        *range(1_000_001 + 1000, 1_000_001 + 1000 + sizes.chat_users * 3),
+        *range(2_000_001, 2_000_001 + sizes.idle_sockets),
+        *range(3_000_001, 3_000_201),
+    ]
+    storage.add_users([(user_id, f"user{user_id}") for user_id in everyone])
+    storage.add_follows([(follower, AUTHOR) for follower in range(1, sizes.followers + 1)])
+    storage.close()
+    return env
+
+
+def run_target(server: Server, sizes: Sizes, scenarios: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    server.start()
+    try:
+        chat_users = list(range(1_000_001 + 1000, 1_000_001 + 1000 + sizes.chat_users))
+        if "chat" in scenarios:
+            results["chat"] = chat(server, chat_users, sizes.chat_messages, 4, None)
+        if "open" in scenarios:
+            for index, rate in enumerate(sizes.open_rates):
+                users = [u + (index + 1) * sizes.chat_users for u in chat_users[: sizes.chat_users]]
+                count = max(1, int(rate * sizes.open_seconds / len(users)))
+                results[f"open_{rate}"] = chat(server, users, count, None, rate)
+        if "fanout" in scenarios:
+            results["fanout"] = fanout(server, sizes)
+        if "mixed" in scenarios:
+            results["mixed"] = mixed(server, sizes)
+        if "idle" in scenarios:
+            server.stop()  # memory per socket is measured on a fresh process, not on earlier scenarios' heap
+            server.start()
+            results["idle"] = idle(server, sizes)
+    finally:
+        server.stop()
+    return results
+
+
+def _print_tables(report: dict[str, Any]) -> None:
+    names = list(report["results"])
+    rows: dict[str, list[tuple[str, str]]] = {}
+    for name in names:
+        for scenario, values in report["results"][name].items():
+            for key, value in values.items():
+                if isinstance(value, float):
+                    text = f"{value:,.1f}"
+                elif isinstance(value, list):
+                    text = ", ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in value)[:40]
+                else:
+                    text = str(value)[:40]
+                rows.setdefault(f"{scenario}.{key}", []).append((name, text))
+    width = max(len(key) for key in rows) if rows else 10
+    print(f"\n{'':<{width}}  " + "  ".join(f"{name:>20}" for name in names))
+    for key, values in rows.items():
+        by_name = dict(values)
+        print(f"{key:<{width}}  " + "  ".join(f"{by_name.get(name, '-'):>20}" for name in names))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--servers", default="ours,reference", help="ours, reference or both (default)")
+    parser.add_argument("--scenarios", default="chat,open,fanout,mixed,idle")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the bench itself")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
+    args = parser.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    sizes = QUICK if args.quick else Sizes()
+    scenarios = args.scenarios.split(",")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    database = start_mariadb(workdir / "mariadb")
+    report: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        },
+        "sizes": sizes.__dict__,
+        "results": {},
+    }
+    try:
+        kinds = {"ours": OurServer, "reference": ReferenceServer}
+        for key in args.servers.split(","):
+            server = kinds[key](_seed(database, f"bench_{key}", sizes), workdir)
+            print(f"--- {server.name}", flush=True)
+            report["results"][server.name] = run_target(server, sizes, scenarios)
+    finally:
+        database.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    _print_tables(report)
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Load generator: asyncio WebSocket clients that speak the wire contract.
+
+Each public `run_*` function runs in a worker process (several at once, so
+the generator is not the bottleneck) and returns plain data for the parent to
+merge. Workers start sending at a shared wall-clock instant `start_at`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from websockets.asyncio.client import ClientConnection, connect
+
+CONNECT_CONCURRENCY = 100
+OPEN_TIMEOUT = 60.0
+
+
+def token(secret: str, user_id: int) -> str:
+    return jwt.encode({"sub": str(user_id), "exp": int(time.time()) + 3600}, secret, algorithm="HS256")
+
+
+async def open_socket(url: str, secret: str, user_id: int) -> ClientConnection:
+    socket = await connect(url, open_timeout=OPEN_TIMEOUT, compression=None, max_queue=None, ping_interval=None)
+    await socket.send(json.dumps({"type": "connect", "userId": user_id, "token": token(secret, user_id)}))
+    while json.loads(await socket.recv())["type"] != "connected":
+        pass
+    return socket
+
+
+async def open_sockets(url: str, secret: str, user_ids: list[int]) -> tuple[list[ClientConnection], float]:
+    """Connect and authenticate every user; return the sockets and the seconds it took."""
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def one(user_id: int) -> ClientConnection:
+        async with gate:
+            return await open_socket(url, secret, user_id)
+
+    started = time.perf_counter()
+    sockets = await asyncio.gather(*(one(user_id) for user_id in user_ids))
+    return list(sockets), time.perf_counter() - started
+
+
+async def _wait_until(start_at: float) -> None:
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+
+
+@dataclass
+class ChatTally:
+    """What one worker's users saw."""
+
+    latencies: list[float] = field(default_factory=list)  # send-to-receive, seconds
+    sent_at: list[float] = field(default_factory=list)  # wall-clock send times, parallel to latencies
+    acknowledged: int = 0
+    received: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    errors: int = 0
+
+
+async def _chat_user(
+    socket: ClientConnection,
+    user_id: int,
+    partner_id: int,
+    count: int,
+    window: int | None,
+    interval: float | None,
+    start_at: float,
+    run: str,
+    tally: ChatTally,
+) -> None:
+    """Send `count` messages to the partner (closed loop: `window` unacknowledged at most;
+    open loop: one every `interval` seconds) and read everything the partner sends."""
+    credit = asyncio.Semaphore(window or count)
+    seen: set[int] = set()
+    last_index = -1
+
+    async def read() -> None:
+        nonlocal last_index
+        acknowledged = received = 0
+        while acknowledged < count or received < count:
+            frame = json.loads(await socket.recv())
+            kind = frame["type"]
+            if kind == "message_sent":
+                acknowledged += 1
+                tally.acknowledged += 1
+                credit.release()
+            elif kind == "message":
+                now = time.time()
+                sent, index = frame["content"].split("|")
+                if frame["messageId"] in seen:
+                    tally.duplicated += 1
+                    continue
+                seen.add(frame["messageId"])
+                received += 1
+                tally.received += 1
+                tally.latencies.append(now - float(sent))
+                tally.sent_at.append(float(sent))
+                if int(index) <= last_index:
+                    tally.reordered += 1
+                last_index = max(last_index, int(index))
+            elif kind == "error":
+                tally.errors += 1
+                credit.release()
+                acknowledged += 1
+
+    reader = asyncio.create_task(read())
+    await _wait_until(start_at)
+    for n in range(count):
+        if interval is not None:
+            await asyncio.sleep(max(0.0, start_at + n * interval - time.time()))
+        await credit.acquire()
+        frame = {"type": "message", "to": partner_id, "content": f"{time.time()!r}|{n}", "clientMsgId": f"{run}-{n}"}
+        await socket.send(json.dumps(frame))
+    await reader
+
+
+def run_chat(
+    url: str,
+    secret: str,
+    user_ids: list[int],
+    count: int,
+    window: int | None,
+    rate_per_user: float | None,
+    start_at: float,
+    events: Any = None,
+) -> dict[str, Any]:
+    """Users in pairs (0,1), (2,3), ... each send `count` messages to their partner."""
+
+    async def main() -> dict[str, Any]:
+        sockets, _ = await open_sockets(url, secret, user_ids)
+        tally = ChatTally()
+        run = f"{os.getpid()}-{time.time_ns()}"
+        cpu = time.process_time()
+        interval = None if rate_per_user is None else 1.0 / rate_per_user
+        await asyncio.gather(
+            *(
+                _chat_user(socket, user_id, user_ids[i ^ 1], count, window, interval, start_at, run, tally)
+                for i, (socket, user_id) in enumerate(zip(sockets, user_ids))
+            )
+        )
+        finished = time.time()
+        cpu = time.process_time() - cpu
+        await asyncio.gather(*(socket.close() for socket in sockets))
+        return {**tally.__dict__, "finished": finished, "cpu": cpu}
+
+    return asyncio.run(main())
+
+
+def run_followers(url: str, secret: str, user_ids: list[int], post_ids: list[int], events: Any) -> dict[str, Any]:
+    """Hold the followers' sockets; record when each notification of each post arrives.
+
+    Puts "ready" on `events` once connected, then each post id once all its sockets have it.
+    """
+
+    async def main() -> dict[str, Any]:
+        sockets, _ = await open_sockets(url, secret, user_ids)
+        arrivals: dict[int, list[float]] = {post_id: [] for post_id in post_ids}
+        done = asyncio.Event()
+        remaining = len(post_ids)
+
+        async def listen(socket: ClientConnection) -> None:
+            nonlocal remaining
+            async for text in socket:
+                frame = json.loads(text)
+                if frame["type"] == "notification" and frame["postId"] in arrivals:
+                    times = arrivals[frame["postId"]]
+                    times.append(time.time())
+                    if len(times) == len(sockets):
+                        events.put(frame["postId"])
+                        remaining -= 1
+                        if remaining == 0:
+                            done.set()
+
+        listeners = [asyncio.create_task(listen(socket)) for socket in sockets]
+        events.put("ready")
+        cpu = time.process_time()
+        await asyncio.wait_for(done.wait(), timeout=600)
+        cpu = time.process_time() - cpu
+        await asyncio.gather(*(socket.close() for socket in sockets))
+        await asyncio.gather(*listeners, return_exceptions=True)
+        return {"arrivals": arrivals, "cpu": cpu}
+
+    return asyncio.run(main())
+
+
+def run_idle(url: str, secret: str, user_ids: list[int], hold_seconds: float, events: Any) -> dict[str, Any]:
+    """Connect and authenticate every user, hold the sockets idle, then check they are all still open."""
+
+    async def main() -> dict[str, Any]:
+        cpu = time.process_time()
+        sockets, seconds = await open_sockets(url, secret, user_ids)
+        events.put("ready")
+        await asyncio.sleep(hold_seconds)  # holding idle sockets is the scenario itself
+        alive = sum(1 for socket in sockets if socket.state.name == "OPEN")
+        await asyncio.gather(*(socket.close() for socket in sockets))
+        return {"connect_seconds": seconds, "alive": alive, "cpu": time.process_time() - cpu}
+
+    return asyncio.run(main())
