@@ -266,3 +266,15 @@ def test_a_user_may_message_themself_and_every_socket_gets_it_once(server: Serve
             assert socket.expect("message", messageId=sent["messageId"])["content"] == "note to self"
             socket.expect("message_delivered", messageId=sent["messageId"])
             socket.assert_no_frame("message", messageId=sent["messageId"])
+
+
+def test_metrics_are_served_in_prometheus_text_format(server: ServerProcess) -> None:
+    (user_id,) = server.add_users(1)
+    with server.connect(user_id):
+        status, body = server.get("/metrics")
+    text = body.decode()
+    assert status == 200
+    sockets = re.search(r"^realtime_open_sockets (\S+)$", text, re.MULTILINE)
+    assert sockets is not None and float(sockets.group(1)) >= 1
+    assert re.search(r'^realtime_write_backlog\{writer="messages"\} \S+$', text, re.MULTILINE)
+    assert "process_resident_memory_bytes" in text

@@ -16,6 +16,15 @@ from typing import Any
 import gevent
 from flask import Flask, Response, jsonify, request
 from gevent.event import AsyncResult
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from actors import Node
@@ -103,7 +112,32 @@ def create_http_app(settings: Settings, node: Node) -> Flask:
             return jsonify({"status": "unavailable", "database": "down", "users": users, "sockets": sockets}), 503
         return jsonify({"status": "ok", "database": "ok", "users": users, "sockets": sockets}), 200
 
+    registry = CollectorRegistry()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
+    registry.register(_NodeCollector(node))
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
     return app
+
+
+class _NodeCollector:
+    """Gauges read from the node at scrape time."""
+
+    def __init__(self, node: Node):
+        self._node = node
+
+    def collect(self):
+        users, sockets = self._node.connected_count()
+        yield GaugeMetricFamily("realtime_connected_users", "Users with an open socket on this node", value=users)
+        yield GaugeMetricFamily("realtime_open_sockets", "Authenticated sockets open on this node", value=sockets)
+        backlog = GaugeMetricFamily("realtime_write_backlog", "Rows waiting for a group commit", labels=["writer"])
+        for writer in (self._node.message_writer, self._node.delivery_writer):
+            backlog.add_metric([writer.name], writer.backlog)
+        yield backlog
 
 
 def _body_fields(max_body_bytes: int) -> dict[str, Any] | None:
