@@ -141,7 +141,7 @@ class MysqlEngine:
             maxconnections=pool_size,
             maxcached=pool_size,
             blocking=True,
-            ping=1,  # check a connection when it leaves the pool, so a restarted database is reconnected
+            ping=0,  # no round trip per checkout: a dead connection is reopened when it fails (see transaction)
             reset=False,  # every transaction ends in our commit or rollback: no extra ROLLBACK on return
             host=host,
             port=port,
@@ -149,7 +149,7 @@ class MysqlEngine:
             password=password,
             database=database,
             charset="utf8mb4",
-            autocommit=False,
+            autocommit=True,  # reads need no COMMIT round trip; writes open a transaction with begin()
             connect_timeout=5,
             read_timeout=30,
             write_timeout=30,
@@ -160,26 +160,42 @@ class MysqlEngine:
         self.write_lanes = max(1, pool_size // 2)
 
     def transaction(self, work: Callable[[Session], T], write: bool = False) -> T:
-        try:
-            connection = self._pool.connection()
-        except self._errors.MySQLError as error:
-            raise StorageUnavailable(f"mysql: {error}") from error
-        cursor = connection.cursor()
-        try:
-            result = work(Session(cursor, _same))
-            connection.commit()
-            return result
-        except BaseException as error:
+        """Reads run as autocommit statements; writes inside BEGIN ... COMMIT.
+
+        A pooled connection the server has dropped (a database restart) fails
+        on first use; DBUtils then reopens it, and the work is run once more,
+        which is safe because nothing of the failed attempt was committed.
+        """
+        for attempt in range(2):
             try:
-                connection.rollback()
-            except self._errors.MySQLError:
-                pass
-            if isinstance(error, (self._errors.OperationalError, self._errors.InterfaceError)):
+                connection = self._pool.connection()
+            except self._errors.MySQLError as error:
                 raise StorageUnavailable(f"mysql: {error}") from error
-            raise
-        finally:
-            cursor.close()
-            connection.close()
+            cursor = connection.cursor()
+            committing = False
+            try:
+                if write:
+                    connection.begin()  # also stops DBUtils from silently reconnecting mid-transaction
+                result = work(Session(cursor, _same))
+                if write:
+                    committing = True
+                    connection.commit()
+                return result
+            except BaseException as error:
+                if write:
+                    try:
+                        connection.rollback()  # on a dead connection DBUtils reopens it here
+                    except self._errors.MySQLError:
+                        pass
+                if not isinstance(error, (self._errors.OperationalError, self._errors.InterfaceError)):
+                    raise
+                if attempt or committing:
+                    raise StorageUnavailable(f"mysql: {error}") from error
+                log.info("mysql: retrying on a fresh connection after: %s", error)
+            finally:
+                cursor.close()
+                connection.close()
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self._pool.close()
