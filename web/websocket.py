@@ -151,6 +151,8 @@ class ServiceWebSocketHandler(WebSocketHandler):
             self.start_response("400 Bad Request", [])
             return [b"Invalid Sec-WebSocket-Key"]
 
+        # small frames go out at once: without this, Nagle holds a frame back until the previous one is acked
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.websocket = ServiceWebSocket(self.environ, Stream(self), self, self.server.max_message_bytes)
         self.environ.update({"wsgi.websocket_version": version, "wsgi.websocket": self.websocket})
         accept = base64.b64encode(hashlib.sha1((key + HANDSHAKE_GUID).encode("latin-1")).digest()).decode("latin-1")
