@@ -27,6 +27,7 @@ from geventwebsocket.websocket import Header, Stream, WebSocket
 HANDSHAKE_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLOSE_GRACE_SECONDS = 2.0
 MAX_CLOSE_REASON_BYTES = 123
+READ_BUFFER_BYTES = 1024
 
 
 class MessageTooLarge(WebSocketError):
@@ -136,6 +137,12 @@ class ServiceWebSocketHandler(WebSocketHandler):
 
     The server sets `max_message_bytes` on itself (see `web.service`).
     """
+
+    def __init__(self, sock: socket.socket, address: tuple, server: object, rfile: object = None):
+        # pywsgi's reader buffers 8 KiB per connection for its whole life; chat frames are small
+        if rfile is None:
+            rfile = sock.makefile("rb", READ_BUFFER_BYTES)
+        super().__init__(sock, address, server, rfile)
 
     def upgrade_connection(self):
         version = self.environ.get("HTTP_SEC_WEBSOCKET_VERSION")
