@@ -26,7 +26,7 @@ from actors.runtime import GeventActor
 from protocol import frames
 from protocol.frames import CloseCode, ErrorCode, FrameError
 from protocol.notify import notification_text
-from protocol.tokens import InvalidToken, verify_token
+from protocol.tokens import InvalidToken, authenticate
 from storage import (
     Forbidden,
     Message,
@@ -247,10 +247,10 @@ class UserActor(GeventActor):
     def _reauthenticate(self, transport: Transport, command: frames.Connect) -> None:
         """A `connect` on an open socket: with a valid token for this user, answer `connected` again."""
         try:
-            user_id = verify_token(self._node.auth_secret, command.token)
+            user_id = authenticate(self._node.auth_secret, command.token, command.user_id)
         except InvalidToken as error:
             raise FrameError(ErrorCode.UNAUTHORIZED, f"invalid token: {error}") from None
-        if user_id != self.user_id or command.user_id not in (None, self.user_id):
+        if user_id != self.user_id:
             transport.write(
                 frames.error_frame(ErrorCode.UNAUTHORIZED, "this socket is connected as another user", {"type": "connect"})
             )

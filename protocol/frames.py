@@ -127,14 +127,13 @@ def parse_frame(text: str, limits: Limits = Limits()) -> Command:
     frame_type = data.get("type")
     if not isinstance(frame_type, str):
         raise FrameError(ErrorCode.BAD_REQUEST, "frame has no string field 'type'")
-    ref = frame_ref(data)
     parse = _PARSERS.get(frame_type)
     if parse is None:
-        raise FrameError(ErrorCode.BAD_REQUEST, f"unknown frame type {frame_type[:40]!r}", ref)
+        raise FrameError(ErrorCode.BAD_REQUEST, f"unknown frame type {frame_type[:40]!r}", frame_ref(data))
     try:
         return parse(data, limits)
     except FrameError as error:
-        error.ref = ref
+        error.ref = frame_ref(data)  # built only for refused frames, not on every frame
         raise
 
 

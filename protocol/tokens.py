@@ -41,3 +41,11 @@ def mint_token(secret: str, user_id: int, ttl_seconds: float = 3600, now: float 
     issued = time.time() if now is None else now
     claims = {"sub": str(user_id), "iat": int(issued), "exp": int(issued + ttl_seconds)}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def authenticate(secret: str, token: str | None, claimed_user_id: int | None) -> int:
+    """The user id a `connect` frame proves: its token's `sub`, which `userId` (if given) must equal."""
+    user_id = verify_token(secret, token)
+    if claimed_user_id is not None and claimed_user_id != user_id:
+        raise InvalidToken("userId does not match the token")
+    return user_id

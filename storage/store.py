@@ -152,10 +152,6 @@ class Storage:
         """Insert (post_id, owner_id) posts that are not there yet."""
         self._insert_missing("posts", ("id", "user_id"), list(posts))
 
-    def delete_user(self, user_id: int) -> None:
-        """Remove a user from the platform table (tests of revoked users)."""
-        self.engine.transaction(lambda s: s.execute("DELETE FROM users WHERE id = %s", (user_id,)), write=True)
-
     def list_users(self, limit: int = 100) -> list[tuple[int, str]]:
         return self.engine.transaction(
             lambda s: [(int(i), name) for i, name in s.query("SELECT id, username FROM users ORDER BY id LIMIT %s", (limit,))]

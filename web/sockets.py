@@ -17,7 +17,7 @@ from actors import Node
 from actors.messages import AttachSocket, ClientFrame, DetachSocket
 from protocol import frames
 from protocol.frames import CloseCode, ErrorCode, FrameError
-from protocol.tokens import InvalidToken, verify_token
+from protocol.tokens import InvalidToken, authenticate
 from web.transport import SocketTransport
 from web.websocket import MessageTooLarge, ServiceWebSocket
 
@@ -82,10 +82,7 @@ def _authenticate(
         ref = frames.command_ref(command)
         if not isinstance(command, frames.Connect):
             raise FrameError(ErrorCode.UNAUTHORIZED, "the first frame must be connect")
-        user_id = verify_token(policy.auth_secret, command.token or query_token)
-        if command.user_id is not None and command.user_id != user_id:
-            raise FrameError(ErrorCode.UNAUTHORIZED, "userId does not match the token")
-        return user_id
+        return authenticate(policy.auth_secret, command.token or query_token, command.user_id)
     except FrameError as error:
         reason, ref = error.message, error.ref or ref
     except InvalidToken as error:
