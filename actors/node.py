@@ -62,9 +62,12 @@ class Node:
         """(users, sockets) connected to this node."""
         return self.router.ask(ConnectedCount(), timeout=timeout)
 
-    def mark_delivered(self, message_id: int) -> None:
-        """A message reached a socket of its recipient: store that, then tell its sender."""
-        self.delivery_writer.submit(message_id, self._announce_delivery, key=message_id)
+    def mark_delivered(self, message_id: int, recipient_id: int) -> None:
+        """A message reached a socket of its recipient: store that, then tell its sender.
+
+        Marks are queued by recipient, so `delivery_writer.wait_committed(recipient_id)` covers all of theirs.
+        """
+        self.delivery_writer.submit(message_id, self._announce_delivery, key=recipient_id)
 
     def shutdown(self, timeout: float) -> None:
         """Store what was accepted, close every socket with 1001, stop the actors."""

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RECENT_MESSAGES = 4096
 BACKLOG_DRAIN_TIMEOUT = 30.0
+PENDING_DELIVERIES_TIMEOUT = 2.0  # how long a history request waits for delivery marks still being stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +222,8 @@ class UserActor(GeventActor):
             self._node.router.tell(ToUser(mark.sender_id, PushFrame(frame)))
 
     def _history(self, transport: Transport, command: frames.FetchHistory) -> None:
+        # messages this user has already received must not show as merely sent
+        self._node.delivery_writer.wait_committed(self.user_id, PENDING_DELIVERIES_TIMEOUT)
         messages = self._node.storage.history(self.user_id, command.with_user, command.before, command.limit)
         entries = [
             frames.history_entry(m.id, m.sender_id, m.recipient_id, m.content, m.created_at, m.status)
@@ -309,7 +312,7 @@ class UserActor(GeventActor):
 
     def _delivery_marker(self, message_id: int) -> Callable[[], None]:
         """A callback for the first socket write of a message: it then counts as delivered."""
-        return _once(partial(self._node.mark_delivered, message_id))
+        return _once(partial(self._node.mark_delivered, message_id, self.user_id))
 
 
 def _message_frame(message: Message) -> str:

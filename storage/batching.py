@@ -12,6 +12,7 @@ ids).
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from typing import Callable, Generic, Sequence, TypeVar
 
@@ -55,6 +56,10 @@ class WriteBatcher(Generic[Item, Result]):
     def backlog(self) -> int:
         return sum(lane.backlog for lane in self._lanes)
 
+    def wait_committed(self, key: int, timeout: float) -> bool:
+        """Wait until every item submitted so far with `key` is committed or failed; False on timeout."""
+        return self._lanes[key % len(self._lanes)].wait_committed(timeout)
+
     def close(self, timeout: float) -> bool:
         """Refuse new items, store those queued; return False if that took longer than `timeout`."""
         self._closed = True
@@ -74,15 +79,28 @@ class _Lane(Generic[Item, Result]):
         self._pending: deque[tuple[Item, Callable[[Outcome], None]]] = deque()
         self._wakeup = Event()
         self._closed = False
+        self._submitted = 0
+        self._done = 0  # items committed or failed, a prefix of those submitted
+        self._progress: Event | None = None  # created only while someone waits in wait_committed
         self.worker = gevent.spawn(self._run)
 
     def submit(self, item: Item, callback: Callable[[Outcome], None]) -> None:
         self._pending.append((item, callback))
+        self._submitted += 1
         self._wakeup.set()
 
     @property
     def backlog(self) -> int:
         return len(self._pending)
+
+    def wait_committed(self, timeout: float) -> bool:
+        target, deadline = self._submitted, time.monotonic() + timeout
+        while self._done < target:
+            if self._progress is None:
+                self._progress = Event()
+            if not self._progress.wait(max(0.0, deadline - time.monotonic())):
+                return False
+        return True
 
     def close(self) -> None:
         self._closed = True
@@ -119,6 +137,10 @@ class _Lane(Generic[Item, Result]):
                 callback(outcome)
             except Exception:
                 log.exception("%s writer: callback failed", self.name)
+        self._done += len(batch)
+        if self._progress is not None:
+            self._progress.set()
+            self._progress = None
 
     def _flush_alone(self, item: Item) -> Outcome:
         try:

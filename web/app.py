@@ -15,7 +15,7 @@ from protocol.frames import id_from_text
 from protocol.tokens import mint_token
 from settings import Settings
 from web.http_api import create_http_app, is_loopback
-from web.sockets import SocketPolicy, serve_socket
+from web.sockets import SocketPolicy, SocketSession
 
 log = logging.getLogger(__name__)
 DEMO_TOKEN_TTL_SECONDS = 12 * 3600
@@ -36,9 +36,7 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
     )
 
     def socket_endpoint() -> Response:
-        websocket = request.environ["wsgi.websocket"]
-        peer = request.remote_addr or "?"
-        serve_socket(websocket, peer, request.args.get("token"), node, policy)
+        SocketSession(request.environ["wsgi.websocket"], request.args.get("token"), node, policy)
         return Response()
 
     def plain_get() -> Response:

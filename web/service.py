@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 
 import gevent
 from gevent.event import Event
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from actors import Node
+from protocol.frames import CloseCode
 from settings import Settings
 from storage import Storage, open_storage
 from web.app import create_apps
 from web.demo import seed_demo_data
-from web.websocket import ServiceWebSocketHandler
+from web.websocket import CLOSE_FLUSH_TIMEOUT, ServiceWebSocketHandler
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class Service:
             (server.host, server.ws_port), ws_app, handler_class=ServiceWebSocketHandler, log=None, error_log=log
         )
         self.ws_server.max_message_bytes = settings.limits.max_frame_bytes
+        self.ws_server.connections = set()  # every open WebSocketConnection
         self.http_server = WSGIServer(
             (server.host, server.http_port), http_app, handler_class=WSGIHandler, log=None, error_log=log
         )
@@ -88,7 +91,17 @@ class Service:
         self.ws_server.close()
         self.http_server.close()
         self.node.shutdown(timeout)
+        self._close_sockets(CLOSE_FLUSH_TIMEOUT)
         self.ws_server.stop(timeout=1)
         self.http_server.stop(timeout=1)
         self.storage.close()
         log.info("stopped")
+
+    def _close_sockets(self, timeout: float) -> None:
+        """Close the sockets no actor closed (those still authenticating) and let the close frames go out."""
+        connections = list(self.ws_server.connections)
+        for connection in connections:
+            connection.transport.close(CloseCode.GOING_AWAY, "server shutting down")
+        deadline = time.monotonic() + timeout
+        for connection in connections:
+            connection.transport.join(max(0.0, deadline - time.monotonic()))

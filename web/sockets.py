@@ -1,8 +1,8 @@
-"""The life of one client socket, run in its request greenlet.
+"""What the service does with one client socket once it is a WebSocket.
 
 Authenticate with the first frame, attach to the user's actor through the
 router, then pass every text frame to that actor until the socket closes.
-This greenlet only reads; after `connect` all writing is the UserActor's.
+A session only reads; after `connect` all writing is the UserActor's.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from protocol import frames
 from protocol.frames import CloseCode, ErrorCode, FrameError
 from protocol.tokens import InvalidToken, authenticate
 from web.transport import SocketTransport
-from web.websocket import MessageTooLarge, ServiceWebSocket
+from web.websocket import WebSocketConnection
 
 log = logging.getLogger(__name__)
 ATTACH_TIMEOUT = 10.0
-CLOSE_FLUSH_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -34,75 +33,78 @@ class SocketPolicy:
     send_queue_frames: int
 
 
-class _Closed(Exception):
-    """The socket is closed or being closed; stop reading."""
+class SocketSession:
+    """The listener of one `WebSocketConnection`: its messages arrive here in order, one at a time."""
 
+    __slots__ = ("transport", "_node", "_policy", "_query_token", "_user_id", "_actor", "_auth_deadline")
 
-def serve_socket(websocket: ServiceWebSocket, peer: str, query_token: str | None, node: Node, policy: SocketPolicy) -> None:
-    transport = SocketTransport(websocket, peer, policy.send_queue_frames)
-    try:
-        user_id = _authenticate(websocket, transport, query_token, policy)
-        actor = node.router.ask(AttachSocket(user_id, transport), timeout=ATTACH_TIMEOUT)
-    except _Closed:
-        transport.join(CLOSE_FLUSH_TIMEOUT)
-        return
-    except pykka.Timeout:
-        log.error("socket %s: router did not answer within %.0f s", transport.id, ATTACH_TIMEOUT)
-        transport.close(CloseCode.TRY_AGAIN_LATER, "server busy")
-        transport.join(CLOSE_FLUSH_TIMEOUT)
-        return
-    log.debug("socket %s (%s): user %s connected", transport.id, peer, user_id)
-    try:
-        while True:
-            actor.tell(ClientFrame(transport, _next_text(websocket, transport)))
-    except _Closed:
-        pass
-    except pykka.ActorDeadError:
-        log.error("socket %s: actor of user %s died; closing", transport.id, user_id)
-        transport.close(CloseCode.INTERNAL_ERROR, "internal error")
-    finally:
-        node.router.tell(DetachSocket(user_id, transport))
-        transport.join(CLOSE_FLUSH_TIMEOUT)
-        log.debug("socket %s: user %s disconnected", transport.id, user_id)
+    def __init__(self, connection: WebSocketConnection, query_token: str | None, node: Node, policy: SocketPolicy):
+        self._node = node
+        self._policy = policy
+        self._query_token = query_token
+        self._user_id: int | None = None
+        self._actor: pykka.ActorProxy | None = None
+        self.transport: SocketTransport = connection.accept(self, policy.send_queue_frames)
+        self._auth_deadline: gevent.Greenlet | None = gevent.spawn_later(policy.auth_timeout, self._auth_timed_out)
 
+    def on_message(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            self.transport.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
+        elif self._actor is not None:
+            self._forward(message)
+        elif self._auth_deadline is not None:
+            self._end_auth_wait()
+            self._connect(message)
 
-def _authenticate(
-    websocket: ServiceWebSocket, transport: SocketTransport, query_token: str | None, policy: SocketPolicy
-) -> int:
-    """Wait for a valid `connect` frame; return its user id or close the socket and raise `_Closed`."""
-    try:
-        with gevent.Timeout(policy.auth_timeout):
-            text = _next_text(websocket, transport)
-    except gevent.Timeout:
-        transport.close(CloseCode.AUTH_TIMEOUT, "no connect frame in time")
-        raise _Closed() from None
-    ref: dict = {}
-    try:
-        command = frames.parse_frame(text, policy.limits)
-        ref = frames.command_ref(command)
-        if not isinstance(command, frames.Connect):
-            raise FrameError(ErrorCode.UNAUTHORIZED, "the first frame must be connect")
-        return authenticate(policy.auth_secret, command.token or query_token, command.user_id)
-    except FrameError as error:
-        reason, ref = error.message, error.ref or ref
-    except InvalidToken as error:
-        reason = f"invalid token: {error}"
-    transport.write(frames.error_frame(ErrorCode.UNAUTHORIZED, reason, ref))
-    transport.close(CloseCode.UNAUTHORIZED, "unauthorized")
-    raise _Closed()
+    def on_closed(self) -> None:
+        self._end_auth_wait()
+        if self._user_id is not None:
+            self._node.router.tell(DetachSocket(self._user_id, self.transport))
+            log.debug("socket %s: user %s disconnected", self.transport.id, self._user_id)
 
+    def _forward(self, text: str) -> None:
+        try:
+            self._actor.tell(ClientFrame(self.transport, text))
+        except pykka.ActorDeadError:
+            log.error("socket %s: actor of user %s died; closing", self.transport.id, self._user_id)
+            self.transport.close(CloseCode.INTERNAL_ERROR, "internal error")
 
-def _next_text(websocket: ServiceWebSocket, transport: SocketTransport) -> str:
-    """The next text message; close the socket and raise `_Closed` on close, binary or oversize."""
-    try:
-        message = websocket.receive()
-    except MessageTooLarge:
-        transport.close(CloseCode.MESSAGE_TOO_BIG, "frame too large")
-        raise _Closed() from None
-    if message is None:
-        raise _Closed()
-    if isinstance(message, bytes):
-        transport.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not accepted")
-        raise _Closed()
-    return message
+    def _connect(self, text: str) -> None:
+        """The first frame: it must be a valid `connect`; then attach to the user's actor."""
+        user_id = self._authenticate(text)
+        if user_id is None:
+            return
+        try:
+            actor = self._node.router.ask(AttachSocket(user_id, self.transport), timeout=ATTACH_TIMEOUT)
+        except pykka.Timeout:
+            log.error("socket %s: router did not answer within %.0f s", self.transport.id, ATTACH_TIMEOUT)
+            self.transport.close(CloseCode.TRY_AGAIN_LATER, "server busy")
+            return
+        self._user_id, self._actor = user_id, actor
+        log.debug("socket %s (%s): user %s connected", self.transport.id, self.transport.peer, user_id)
 
+    def _authenticate(self, text: str) -> int | None:
+        """The user id the `connect` frame proves, or None after refusing it with 4401."""
+        ref: dict = {}
+        try:
+            command = frames.parse_frame(text, self._policy.limits)
+            ref = frames.command_ref(command)
+            if not isinstance(command, frames.Connect):
+                raise FrameError(ErrorCode.UNAUTHORIZED, "the first frame must be connect")
+            return authenticate(self._policy.auth_secret, command.token or self._query_token, command.user_id)
+        except FrameError as error:
+            reason, ref = error.message, error.ref or ref
+        except InvalidToken as error:
+            reason = f"invalid token: {error}"
+        self.transport.write(frames.error_frame(ErrorCode.UNAUTHORIZED, reason, ref))
+        self.transport.close(CloseCode.UNAUTHORIZED, "unauthorized")
+        return None
+
+    def _auth_timed_out(self) -> None:
+        self._auth_deadline = None
+        self.transport.close(CloseCode.AUTH_TIMEOUT, "no connect frame in time")
+
+    def _end_auth_wait(self) -> None:
+        if self._auth_deadline is not None:
+            self._auth_deadline.kill(block=False)
+            self._auth_deadline = None

@@ -1,145 +1,195 @@
-"""gevent-websocket, with the fixes and limits this service needs.
+"""WebSockets that hold no greenlet while idle.
 
-`ServiceWebSocketHandler` performs the handshake itself so that it builds a
-`ServiceWebSocket`, which differs from gevent-websocket's `WebSocket` in:
-
-- a limit on message size, checked from the frame header before any payload
-  is read (`MessageTooLarge`, answered with close 1009);
-- close frames that carry their status code (the library drops it);
-- UTF-8 validation and unmasking done in C rather than byte by byte;
-- one lock around writes, so a pong sent by the reading greenlet never
-  interleaves with a frame sent by the socket's writer.
+gevent-websocket's model parks a greenlet in `receive()` for the life of
+every socket; under Flask that greenlet's saved stack and frames cost more
+than everything else a connected user needs. Here the handshake runs in the
+request greenlet as usual, then `ServiceWebSocketHandler` hands the socket to
+a `WebSocketConnection` and the request greenlet ends. The connection
+watches the socket with a libev watcher; when bytes arrive, a short-lived
+greenlet reads them, decodes the frames (`web.framing`) and gives each
+message to its listener. All writes, pongs and close frames included, go
+through the connection's `SocketTransport`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import socket
-import struct
+from typing import Protocol
 
 import gevent
-from gevent.lock import Semaphore
-from geventwebsocket.exceptions import ProtocolError, WebSocketError
+from gevent.socket import socket as GeventSocket
 from geventwebsocket.handler import WebSocketHandler
-from geventwebsocket.websocket import Header, Stream, WebSocket
 
+from protocol.frames import CloseCode
+from web.framing import (
+    OPCODE_BINARY,
+    OPCODE_CLOSE,
+    OPCODE_PING,
+    OPCODE_PONG,
+    OPCODE_TEXT,
+    FrameDecoder,
+    InvalidUtf8,
+    MessageTooLarge,
+    ProtocolError,
+    parse_close,
+)
+from web.transport import SocketTransport
+
+log = logging.getLogger(__name__)
 HANDSHAKE_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-CLOSE_GRACE_SECONDS = 2.0
-MAX_CLOSE_REASON_BYTES = 123
-READ_BUFFER_BYTES = 1024
+READ_BUFFER_BYTES = 1024  # the handshake's reader; frames are read in RECEIVE_BYTES reads afterwards
+RECEIVE_BYTES = 64 * 1024
+CLOSE_FLUSH_TIMEOUT = 2.0
+NO_STATUS = 1005
+_READ = 1
 
 
-class MessageTooLarge(WebSocketError):
-    """The peer announced a message over the size limit; its payload was not read."""
+class Listener(Protocol):
+    """What a connection tells about its socket, in order, from one greenlet at a time."""
+
+    def on_message(self, message: str | bytes) -> None: ...
+
+    def on_closed(self) -> None: ...
 
 
-class ServiceWebSocket(WebSocket):
-    __slots__ = ("max_message_bytes", "_write_lock")
+class WebSocketConnection:
+    """One upgraded socket: reads when readable, hands messages to a listener, answers control frames."""
 
-    def __init__(self, environ: dict, stream: Stream, handler: WebSocketHandler, max_message_bytes: int):
-        super().__init__(environ, stream, handler)
-        self.max_message_bytes = max_message_bytes
-        self._write_lock = Semaphore()
+    __slots__ = (
+        "transport", "peer", "_socket", "_already_read", "_decoder", "_listener", "_watcher", "_registry",
+        "_finished", "_discarding",
+    )  # fmt: skip
 
-    def receive(self) -> str | bytes | None:
-        """The next message: `str` for text, `bytes` for binary, None once the connection is closed.
+    def __init__(self, peer: str, max_message_bytes: int, registry: set[WebSocketConnection]):
+        self.peer = peer
+        self.transport: SocketTransport | None = None  # set by accept()
+        self._socket: GeventSocket | None = None  # set by adopt()
+        self._already_read = b""
+        self._decoder = FrameDecoder(max_message_bytes)
+        self._listener: Listener | None = None
+        self._watcher = None
+        self._registry = registry
+        self._finished = False
+        self._discarding = False  # after a framing error: read only to see the end of the stream
 
-        Raises `MessageTooLarge`; the caller closes with 1009 and reads no further.
-        """
-        if self.closed:
-            return None
-        try:
-            return self.read_message()
-        except MessageTooLarge:
-            raise
-        except UnicodeDecodeError:
-            self.close(1007, "invalid UTF-8")
-        except ProtocolError:
-            self.close(1002, "protocol error")
-        except (WebSocketError, OSError):
-            self.closed = True
-        return None
+    def adopt(self, sock: GeventSocket, already_read: bytes) -> None:
+        """Own `sock`; `already_read` is what the handshake's reader had buffered past the request."""
+        self._socket = sock
+        self._already_read = already_read
 
-    def read_message(self) -> str | bytes | None:
-        opcode = None
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            header = Header.decode_header(self.stream)
-            if header.flags:
-                raise ProtocolError("reserved bits set")
-            if header.opcode > 0x7:  # control frames may arrive between fragments
-                payload = self._read_payload(header)
-                if header.opcode == self.OPCODE_CLOSE:
-                    self.handle_close(header, payload)
-                    return None
-                if header.opcode == self.OPCODE_PING:
-                    self.handle_ping(header, payload)
-                elif header.opcode != self.OPCODE_PONG:
-                    raise ProtocolError(f"unknown opcode {header.opcode}")
-                continue
-            if header.opcode in (self.OPCODE_TEXT, self.OPCODE_BINARY):
-                if opcode is not None:
-                    raise ProtocolError("new message inside a fragmented one")
-                opcode = header.opcode
-            elif header.opcode != self.OPCODE_CONTINUATION or opcode is None:
-                raise ProtocolError(f"unexpected opcode {header.opcode}")
-            size += header.length
-            if size > self.max_message_bytes:
-                raise MessageTooLarge(f"message of at least {size} bytes")
-            parts.append(self._read_payload(header))
-            if header.fin:
-                break
-        data = b"".join(parts)
-        return data.decode("utf-8") if opcode == self.OPCODE_TEXT else data
+    def accept(self, listener: Listener, max_queued_frames: int) -> SocketTransport:
+        """Called by the application: messages go to `listener`; returns the transport that writes to the socket."""
+        self._listener = listener
+        self.transport = SocketTransport(self._socket, self.peer, max_queued_frames)
+        return self.transport
 
-    def _read_payload(self, header: Header) -> bytes:
-        payload = self.raw_read(header.length) if header.length else b""
-        if len(payload) != header.length:
-            raise WebSocketError("unexpected end of stream in a frame")
-        return _unmask(payload, header.mask) if header.mask else payload
-
-    def send_frame(self, message: str | bytes, opcode: int) -> None:
-        with self._write_lock:
-            super().send_frame(message, opcode)
-
-    def close(self, code: int = 1000, message: str | bytes = b"") -> None:
-        """Send a close frame with `code` and `message`; then the peer is expected to close."""
-        if self.closed:
+    def start(self) -> None:
+        """Start reading if the application accepted the socket, else close it."""
+        if self._listener is None:
+            self._socket.close()
             return
-        reason = message.encode("utf-8") if isinstance(message, str) else bytes(message or b"")
+        self._registry.add(self)
+        self._watcher = gevent.get_hub().loop.io(self._socket.fileno(), _READ)
+        already_read, self._already_read = self._already_read, b""
+        if already_read:
+            gevent.spawn_raw(self._receive, already_read)
+        else:
+            self._watcher.start(self._on_readable)
+
+    def _on_readable(self) -> None:
+        # runs in the hub, which must not block: stop watching and read in a greenlet of its own
+        self._watcher.stop()
+        gevent.spawn_raw(self._receive, None)
+
+    def _receive(self, data: bytes | None) -> None:
         try:
-            self.send_frame(struct.pack("!H", code) + reason[:MAX_CLOSE_REASON_BYTES], self.OPCODE_CLOSE)
-        except (WebSocketError, OSError):
-            pass
+            if data is None:
+                data = self._socket.recv(RECEIVE_BYTES)
+        except OSError:
+            data = b""
+        if not data:
+            self._finish()
+            return
+        try:
+            if not self._discarding:
+                self._dispatch(data)
+        except Exception:
+            log.exception("socket %s: failed to handle a frame; closing", self.transport.id)
+            self._fail(CloseCode.INTERNAL_ERROR, "internal error")
+        if not self._finished:
+            self._watcher.start(self._on_readable)
+
+    def _dispatch(self, data: bytes) -> None:
+        try:
+            messages = self._decoder.feed(data)
+        except MessageTooLarge:
+            self._fail(CloseCode.MESSAGE_TOO_BIG, "frame too large")
+            return
+        except InvalidUtf8:
+            self._fail(1007, "invalid UTF-8")
+            return
+        except ProtocolError as error:
+            log.debug("socket %s (%s): protocol error: %s", self.transport.id, self.peer, error)
+            self._fail(1002, "protocol error")
+            return
+        for opcode, payload in messages:
+            if self._finished or self._discarding:
+                return
+            if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
+                self._listener.on_message(payload)
+            elif opcode == OPCODE_PING:
+                self.transport.send_control(OPCODE_PONG, payload)
+            elif opcode == OPCODE_CLOSE:
+                self._on_close_frame(payload)
+
+    def _on_close_frame(self, payload: bytes) -> None:
+        if self.transport.closing:
+            self._finish()  # the answer to our close: the handshake is complete
+            return
+        try:
+            code = parse_close(payload)
+        except InvalidUtf8:
+            self._fail(1007, "invalid UTF-8")
+            return
+        except ProtocolError:
+            self._fail(1002, "protocol error")
+            return
+        self.transport.close(1000 if code == NO_STATUS else code)
+        self._finish()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Close with `code` and stop decoding; the connection ends when the peer answers or the grace period ends."""
+        self._discarding = True
+        self.transport.close(code, reason)
+
+    def _finish(self) -> None:
+        """The connection is over: tell the listener, flush what is queued, release the socket."""
+        if self._finished:
+            return
+        self._finished = True
+        self._watcher.stop()
+        self._registry.discard(self)
+        try:
+            self._listener.on_closed()
         finally:
-            self.closed = True
-        # a peer that never answers the close must not hold the connection open
-        gevent.spawn_later(CLOSE_GRACE_SECONDS, _shutdown, self.handler.socket)
-
-
-def _unmask(payload: bytes, mask: bytes) -> bytes:
-    length = len(payload)
-    key = (mask * (length // 4 + 1))[:length]
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(length, "little")
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
+            self.transport.join(CLOSE_FLUSH_TIMEOUT)
+            self.transport.abandon()
+            self._watcher.close()
+            self._socket.close()
 
 
 class ServiceWebSocketHandler(WebSocketHandler):
-    """gevent-websocket's handler with this service's WebSocket class and size limit.
+    """gevent-websocket's handler, ending in a `WebSocketConnection` that owns the socket.
 
-    The server sets `max_message_bytes` on itself (see `web.service`).
+    The server carries `max_message_bytes` and `connections` (the set of open
+    connections, for shutdown and metrics); see `web.service`.
     """
 
     def __init__(self, sock: socket.socket, address: tuple, server: object, rfile: object = None):
-        # pywsgi's reader buffers 8 KiB per connection for its whole life; chat frames are small
+        # pywsgi's reader buffers 8 KiB; only the handshake goes through it here
         if rfile is None:
             rfile = sock.makefile("rb", READ_BUFFER_BYTES)
         super().__init__(sock, address, server, rfile)
@@ -160,7 +210,8 @@ class ServiceWebSocketHandler(WebSocketHandler):
 
         # small frames go out at once: without this, Nagle holds a frame back until the previous one is acked
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.websocket = ServiceWebSocket(self.environ, Stream(self), self, self.server.max_message_bytes)
+        peer = self.client_address[0] if self.client_address else "?"
+        self.websocket = WebSocketConnection(peer, self.server.max_message_bytes, self.server.connections)
         self.environ.update({"wsgi.websocket_version": version, "wsgi.websocket": self.websocket})
         accept = base64.b64encode(hashlib.sha1((key + HANDSHAKE_GUID).encode("latin-1")).digest()).decode("latin-1")
         self.start_response(
@@ -168,3 +219,25 @@ class ServiceWebSocketHandler(WebSocketHandler):
             [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)],
         )
         return None
+
+    def run_websocket(self):
+        """Give the socket to the connection, run the application, and let this greenlet end."""
+        connection: WebSocketConnection = self.websocket
+        self.websocket = None
+        connection.adopt(*self._detach_socket())
+        list(self.application(self.environ, _ignore_start_response))
+        connection.start()
+
+    def _detach_socket(self) -> tuple[GeventSocket, bytes]:
+        """Take the socket from pywsgi, which then neither reads from nor closes it, with the bytes
+        its handshake reader had already buffered (a client may send right after the handshake)."""
+        self.socket.settimeout(0)
+        already_read = self.rfile.peek()
+        sock = GeventSocket(fileno=self.socket.detach())
+        self.socket = None
+        self.close_connection = True
+        return sock, already_read
+
+
+def _ignore_start_response(status: str, headers: list, exc_info: object = None) -> None:
+    """The response was the 101 already sent; what the application answers after it is discarded."""
