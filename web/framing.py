@@ -24,7 +24,15 @@ _CONTROL_OPCODES = (OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG)
 
 
 class ProtocolError(Exception):
-    """The peer broke the framing rules; the connection is closed with 1002."""
+    """The peer broke the framing rules; the connection is closed with 1002.
+
+    `decoded` holds the messages of the same `feed` call that came before the
+    bad frame: they are handed out all the same, whatever the read boundaries.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.decoded: list[tuple[int, str | bytes]] = []
 
 
 class InvalidUtf8(ProtocolError):
@@ -53,8 +61,16 @@ class FrameDecoder:
         self._fragments_size = 0
 
     def feed(self, data: bytes) -> list[tuple[int, str | bytes]]:
-        buffer = self._pending + data if self._pending else data
+        """The messages `data` completes, in order; raises a `ProtocolError` carrying those before a bad frame."""
         messages: list[tuple[int, str | bytes]] = []
+        try:
+            self._decode(self._pending + data if self._pending else data, messages)
+        except ProtocolError as error:
+            error.decoded = messages
+            raise
+        return messages
+
+    def _decode(self, buffer: bytes, messages: list[tuple[int, str | bytes]]) -> None:
         position, end = 0, len(buffer)
         while end - position >= 2:
             first, second = buffer[position], buffer[position + 1]
@@ -81,7 +97,6 @@ class FrameDecoder:
             if message is not None:
                 messages.append(message)
         self._pending = buffer[position:] if position < end else b""
-        return messages
 
     def _check_header(self, opcode: int, fin: bool, length: int) -> None:
         if opcode in _CONTROL_OPCODES:

@@ -124,17 +124,18 @@ class WebSocketConnection:
 
     def _dispatch(self, data: bytes) -> None:
         try:
-            messages = self._decoder.feed(data)
-        except MessageTooLarge:
-            self._fail(CloseCode.MESSAGE_TOO_BIG, "frame too large")
-            return
-        except InvalidUtf8:
-            self._fail(1007, "invalid UTF-8")
-            return
+            self._handle_messages(self._decoder.feed(data))
         except ProtocolError as error:
+            self._handle_messages(error.decoded)  # the frames before the bad one are valid
             log.debug("socket %s (%s): protocol error: %s", self.transport.id, self.peer, error)
-            self._fail(1002, "protocol error")
-            return
+            if isinstance(error, MessageTooLarge):
+                self._fail(CloseCode.MESSAGE_TOO_BIG, "frame too large")
+            elif isinstance(error, InvalidUtf8):
+                self._fail(1007, "invalid UTF-8")
+            else:
+                self._fail(1002, "protocol error")
+
+    def _handle_messages(self, messages: list[tuple[int, str | bytes]]) -> None:
         for opcode, payload in messages:
             if self._finished or self._discarding:
                 return
