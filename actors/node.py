@@ -15,10 +15,11 @@ from actors.user import UserActor
 from protocol import frames
 from protocol.frames import CloseCode, Limits
 from settings import Settings
-from storage import Delivery, Storage
-from storage.batching import WriteBatcher
+from storage import ConnectSummary, Delivery, Storage
+from storage.batching import Batcher
 
 log = logging.getLogger(__name__)
+SUMMARY_TIMEOUT = 10.0  # seconds a connecting user waits for its unread counts
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -47,8 +48,9 @@ class Node:
         self.auth_secret = settings.auth.secret
         self.like_group_seconds = settings.notify.like_group_seconds
         batch, lanes = settings.limits.write_batch, storage.engine.write_lanes
-        self.message_writer = WriteBatcher("messages", storage.store_messages, batch, lanes)
-        self.delivery_writer = WriteBatcher("deliveries", self._store_deliveries, batch, lanes)
+        self.message_writer = Batcher("messages", storage.store_messages, batch, lanes)
+        self.delivery_writer = Batcher("deliveries", self._store_deliveries, batch, lanes)
+        self.summary_reader = Batcher("connect summaries", storage.connect_summaries, batch, lanes)
         self.router = RouterActor.start(self._start_user_actor)
         self.notifier = NotificationActor.start(
             self, settings.notify.fanout_batch, settings.notify.fanout_concurrency
@@ -61,6 +63,10 @@ class Node:
     def connected_count(self, timeout: float = 5) -> tuple[int, int]:
         """(users, sockets) connected to this node."""
         return self.router.ask(ConnectedCount(), timeout=timeout)
+
+    def connect_summary(self, user_id: int) -> ConnectSummary | None:
+        """Unread counts and first backlog page of a connecting user (None if unknown), read with others connecting."""
+        return self.summary_reader.call(user_id, SUMMARY_TIMEOUT, key=user_id)
 
     def mark_delivered(self, message_id: int, recipient_id: int) -> None:
         """A message reached a socket of its recipient: store that, then tell its sender.
@@ -76,6 +82,7 @@ class Node:
             log.error("shutdown: messages still unstored after %.1f s", timeout)
         self.router.tell(Broadcast(CloseAll(CloseCode.GOING_AWAY, "server shutting down")))
         self.delivery_writer.close(max(0.1, deadline - time.monotonic()))
+        self.summary_reader.close(0.1)
         pykka.ActorRegistry.stop_all(block=True, timeout=max(0.1, deadline - time.monotonic()))
 
     def _start_user_actor(self, user_id: int) -> pykka.ActorRef:

@@ -117,7 +117,7 @@ class UserActor(GeventActor):
 
     def _attach(self, transport: Transport) -> None:
         try:
-            summary = self._node.storage.connect_summary(self.user_id)
+            summary = self._node.connect_summary(self.user_id)
         except StorageUnavailable:
             transport.write(frames.error_frame(ErrorCode.UNAVAILABLE, "storage is unavailable", {"type": "connect"}))
             transport.close(CloseCode.TRY_AGAIN_LATER, "storage is unavailable")
@@ -258,7 +258,7 @@ class UserActor(GeventActor):
                 frames.error_frame(ErrorCode.UNAUTHORIZED, "this socket is connected as another user", {"type": "connect"})
             )
             return
-        summary = self._node.storage.connect_summary(self.user_id)
+        summary = self._node.connect_summary(self.user_id)
         if summary is None:
             raise NotFound("unknown user")
         transport.write(frames.connected_frame(self.user_id, summary.unread_messages, summary.unread_notifications))

@@ -1,12 +1,13 @@
-"""Group commit: many writers' rows stored in few transactions.
+"""Group commit: many writers' rows stored in few transactions (and many readers' rows read in few queries).
 
 With durable commits every transaction waits for the disk, so one INSERT per
-chat message caps throughput at the disk's flush rate. A `WriteBatcher`
-queues items from any greenlet and a worker stores whatever has accumulated
-in one transaction while the previous one commits. Within a lane, batches
-run one at a time in arrival order, so items submitted with the same key are
-stored in the order they were submitted (and get increasing auto-increment
-ids).
+chat message caps throughput at the disk's flush rate. A `Batcher` queues
+items from any greenlet and a worker stores whatever has accumulated in one
+transaction while the previous one commits. Within a lane, batches run one
+at a time in arrival order, so items submitted with the same key are stored
+in the order they were submitted (and get increasing auto-increment ids).
+The same pipeline serves reads that many greenlets make at once, such as the
+summary every connecting user needs: one query answers all of them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import deque
 from typing import Callable, Generic, Sequence, TypeVar
 
 import gevent
-from gevent.event import Event
+from gevent.event import AsyncResult, Event
 
 from storage.engine import StorageUnavailable
 
@@ -27,11 +28,11 @@ Outcome = object  # a Result, or the Exception that prevented it
 log = logging.getLogger(__name__)
 
 
-class WriterClosed(StorageUnavailable):
-    """The service is shutting down and takes no more writes."""
+class BatcherClosed(StorageUnavailable):
+    """The service is shutting down and takes no more work."""
 
 
-class WriteBatcher(Generic[Item, Result]):
+class Batcher(Generic[Item, Result]):
     """Group commit over `lanes` independent pipelines.
 
     Items with the same key always share a lane, so their order is kept; a
@@ -49,8 +50,20 @@ class WriteBatcher(Generic[Item, Result]):
     def submit(self, item: Item, callback: Callable[[Outcome], None], key: int = 0) -> None:
         """Queue `item` in the lane of `key`; `callback(result or exception)` runs once it is committed or failed."""
         if self._closed:
-            raise WriterClosed(f"{self.name} writer is shutting down")
+            raise BatcherClosed(f"{self.name}: shutting down")
         self._lanes[key % len(self._lanes)].submit(item, callback)
+
+    def call(self, item: Item, timeout: float, key: int = 0) -> Result:
+        """Submit `item` and wait for its result; raises the exception that prevented it."""
+        outcome = AsyncResult()
+        self.submit(item, outcome.set, key)
+        try:
+            result = outcome.get(timeout=timeout)
+        except gevent.Timeout:
+            raise StorageUnavailable(f"{self.name}: no answer within {timeout:g} s") from None
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     @property
     def backlog(self) -> int:

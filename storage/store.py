@@ -315,23 +315,30 @@ class Storage:
         )
         return [_message(row) for row in reversed(rows)]
 
-    def connect_summary(self, user_id: int) -> ConnectSummary | None:
-        """Unread counts and the first backlog page for a connecting user; None for an unknown user.
+    def connect_summaries(self, user_ids: Sequence[int]) -> list[ConnectSummary | None]:
+        """Unread counts and the first backlog page of each connecting user, in order; None for an unknown user.
 
-        One transaction of two statements: connecting is frequent, round trips add up.
+        Connecting is frequent and comes in bursts: one statement reads the
+        counts of every user connecting at the same moment; only users with
+        unread messages need a second one for their backlog.
         """
 
-        def work(session: Session) -> ConnectSummary | None:
-            known, messages, notifications = session.query(
-                "SELECT (SELECT COUNT(*) FROM users WHERE id = %s),"
-                " (SELECT COUNT(*) FROM realtime_messages WHERE recipient_id = %s AND status <> 'read'),"
-                " (SELECT COUNT(*) FROM realtime_notifications WHERE user_id = %s AND is_read = 0)",
-                (user_id, user_id, user_id),
-            )[0]
-            if not known:
-                return None
-            backlog = _undelivered(session, user_id, 0, BACKLOG_PAGE) if messages else []
-            return ConnectSummary(int(messages), int(notifications), backlog)
+        def work(session: Session) -> list[ConnectSummary | None]:
+            wanted = sorted(set(user_ids))
+            rows = session.query(
+                "SELECT id,"
+                " (SELECT COUNT(*) FROM realtime_messages WHERE recipient_id = users.id AND status <> 'read'),"
+                " (SELECT COUNT(*) FROM realtime_notifications WHERE user_id = users.id AND is_read = 0)"
+                f" FROM users WHERE id IN ({', '.join(['%s'] * len(wanted))})",
+                wanted,
+            )
+            summaries = {
+                int(user_id): ConnectSummary(
+                    int(messages), int(notifications), _undelivered(session, user_id, 0, BACKLOG_PAGE) if messages else []
+                )
+                for user_id, messages, notifications in rows
+            }
+            return [summaries.get(user_id) for user_id in user_ids]
 
         return self.engine.transaction(work)
 

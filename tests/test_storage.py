@@ -62,7 +62,7 @@ def test_platform_tables_with_extra_columns_are_used_as_they_are(database_env: d
     platform.prepare()
     [result] = platform.store_messages([_draft(1, 2, "hi")])
     assert result.created and result.message is not None
-    summary = platform.connect_summary(2)
+    [summary] = platform.connect_summaries([2])
     assert summary is not None and summary.unread_messages == 1
     columns = platform.engine.transaction(lambda s: s.query("SELECT id, username, email FROM users ORDER BY id"))
     assert [tuple(row) for row in columns] == [(1, "ann", ""), (2, "ben", "")]
@@ -121,3 +121,18 @@ def test_unicode_content_round_trips_byte_for_byte(storage: Storage) -> None:
     [loaded] = storage.history(2, 1, None, 10)
     assert loaded.content == text and loaded.client_msg_id == "ü-ключ"
     assert stored.message.id == loaded.id
+
+
+def test_connect_summaries_answer_several_users_in_one_call_in_the_order_asked(storage: Storage) -> None:
+    storage.add_users([(1, "a"), (2, "b"), (3, "c")])
+    storage.store_messages([_draft(1, 2, "one"), _draft(1, 2, "two"), _draft(2, 3, "three")])
+    [delivered] = storage.store_messages([_draft(3, 1, "four")])
+    storage.mark_delivered([delivered.message.id], int(time.time() * 1000))
+
+    first_of_three, unknown, two, one, second_of_three = storage.connect_summaries([3, 99, 2, 1, 3])
+
+    assert unknown is None
+    assert (two.unread_messages, [m.content for m in two.backlog]) == (2, ["one", "two"])
+    assert (one.unread_messages, one.backlog) == (1, [])  # delivered but unread: counted, not in the backlog
+    assert first_of_three == second_of_three
+    assert [m.content for m in first_of_three.backlog] == ["three"]
