@@ -266,21 +266,26 @@ def idle(server: Server, sizes: Sizes) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     events = context.Manager().Queue()
     parts = _split(users, WORKERS)
-    rss_before = server.rss_bytes()
-    started = time.time()
+    start_at = time.time() + 3  # every worker process started by then
     with context.Pool(len(parts)) as pool:
         pending = pool.starmap_async(
-            loadgen.run_idle, [(server.url, SECRET, part, sizes.idle_seconds, events) for part in parts]
+            loadgen.run_idle, [(server.url, SECRET, part, sizes.idle_seconds, start_at, events) for part in parts]
         )
-        for _ in parts:
-            assert events.get(timeout=600) == "ready"
-        connect_seconds = time.time() - started
+        while time.time() < start_at - 0.5:
+            time.sleep(0.05)  # sample the server just before the connects start
+        rss_before, cpu_before = server.rss_bytes(), server.cpu_seconds()
+        ready = [events.get(timeout=600) for _ in parts]
+        connect_seconds = max(at for _, at, _ in ready) - start_at
+        server_cpu = server.cpu_seconds() - cpu_before
         rss_held = server.rss_bytes()
         results = pending.get(timeout=600 + sizes.idle_seconds)
     return {
         "sockets": len(users),
         "alive_after_hold": sum(part["alive"] for part in results),
         "connects_per_s": len(users) / connect_seconds,
+        "server_cpu_ms_per_connect": 1000 * server_cpu / len(users),
+        "server_cpu_percent": 100 * server_cpu / connect_seconds,
+        "loadgen_cpu_percent": 100 * sum(cpu for _, _, cpu in ready) / connect_seconds,
         "rss_before_mb": rss_before / 2**20,
         "rss_held_mb": rss_held / 2**20,
         "kb_per_socket": (rss_held - rss_before) / len(users) / 1024,

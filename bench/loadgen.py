@@ -70,12 +70,14 @@ async def _chat_user(
     count: int,
     window: int | None,
     interval: float | None,
+    phase: float,
     start_at: float,
     run: str,
     tally: ChatTally,
 ) -> None:
     """Send `count` messages to the partner (closed loop: `window` unacknowledged at most;
-    open loop: one every `interval` seconds) and read everything the partner sends."""
+    open loop: one every `interval` seconds, starting `phase` seconds after `start_at`)
+    and read everything the partner sends."""
     credit = asyncio.Semaphore(window or count)
     seen: set[int] = set()
     last_index = -1
@@ -113,9 +115,13 @@ async def _chat_user(
     await _wait_until(start_at)
     for n in range(count):
         if interval is not None:
-            await asyncio.sleep(max(0.0, start_at + n * interval - time.time()))
+            # open loop: latency counts from the scheduled time, so a late send is not excused
+            stamp = start_at + phase + n * interval
+            await asyncio.sleep(max(0.0, stamp - time.time()))
+        else:
+            stamp = time.time()
         await credit.acquire()
-        frame = {"type": "message", "to": partner_id, "content": f"{time.time()!r}|{n}", "clientMsgId": f"{run}-{n}"}
+        frame = {"type": "message", "to": partner_id, "content": f"{stamp!r}|{n}", "clientMsgId": f"{run}-{n}"}
         await socket.send(json.dumps(frame))
     await reader
 
@@ -138,9 +144,11 @@ def run_chat(
         run = f"{os.getpid()}-{time.time_ns()}"
         cpu = time.process_time()
         interval = None if rate_per_user is None else 1.0 / rate_per_user
+        # users' sends are spread evenly over each interval: a steady offered rate, not bursts
+        phases = [i * (interval or 0.0) / len(user_ids) for i in range(len(user_ids))]
         await asyncio.gather(
             *(
-                _chat_user(socket, user_id, user_ids[i ^ 1], count, window, interval, start_at, run, tally)
+                _chat_user(socket, user_id, user_ids[i ^ 1], count, window, interval, phases[i], start_at, run, tally)
                 for i, (socket, user_id) in enumerate(zip(sockets, user_ids))
             )
         )
@@ -189,16 +197,20 @@ def run_followers(url: str, secret: str, user_ids: list[int], post_ids: list[int
     return asyncio.run(main())
 
 
-def run_idle(url: str, secret: str, user_ids: list[int], hold_seconds: float, events: Any) -> dict[str, Any]:
-    """Connect and authenticate every user, hold the sockets idle, then check they are all still open."""
+def run_idle(
+    url: str, secret: str, user_ids: list[int], hold_seconds: float, start_at: float, events: Any
+) -> dict[str, Any]:
+    """From `start_at`, connect and authenticate every user, report ("ready", time, cpu seconds) on `events`,
+    hold the sockets idle, then check they are all still open."""
 
     async def main() -> dict[str, Any]:
+        await _wait_until(start_at)
         cpu = time.process_time()
         sockets, seconds = await open_sockets(url, secret, user_ids)
-        events.put("ready")
+        events.put(("ready", time.time(), time.process_time() - cpu))
         await asyncio.sleep(hold_seconds)  # holding idle sockets is the scenario itself
         alive = sum(1 for socket in sockets if socket.state.name == "OPEN")
         await asyncio.gather(*(socket.close() for socket in sockets))
-        return {"connect_seconds": seconds, "alive": alive, "cpu": time.process_time() - cpu}
+        return {"connect_seconds": seconds, "alive": alive}
 
     return asyncio.run(main())
