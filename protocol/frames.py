@@ -8,6 +8,7 @@ socket, a database or an actor, so all of it is tested without them.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -296,8 +297,13 @@ _FRAME_TYPES = {
 
 def iso_time(epoch_ms: int) -> str:
     """`2026-11-26T06:05:25.123Z` for a UTC time in epoch milliseconds."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    return _iso_second(epoch_ms // 1000) + f"{epoch_ms % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _iso_second(epoch_seconds: int) -> str:
+    """Every frame carries a time and most fall in the same few seconds: format each second once."""
+    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 def encode(frame: dict[str, Any]) -> str:

@@ -216,15 +216,13 @@ class Storage:
     def _messages_by_client_id(self, session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
         if not keys:
             return {}
-        senders = sorted({sender for sender, _ in keys})
-        client_ids = sorted({client_msg_id for _, client_msg_id in keys})
+        pairs = sorted(keys)
         rows = session.query(
-            f"SELECT {MESSAGE_COLUMNS} FROM realtime_messages"
-            f" WHERE sender_id IN ({placeholders(len(senders))}) AND client_msg_id IN ({placeholders(len(client_ids))})",
-            [*senders, *client_ids],
+            f"SELECT {MESSAGE_COLUMNS} FROM realtime_messages WHERE "
+            + " OR ".join(["(sender_id = %s AND client_msg_id = %s)"] * len(pairs)),
+            [value for pair in pairs for value in pair],
         )
-        found = (_message(row) for row in rows)
-        return {key: message for message in found if (key := (message.sender_id, message.client_msg_id)) in keys}
+        return {(message.sender_id, message.client_msg_id): message for message in map(_message, rows)}
 
     def _insert_messages(self, session: Session, drafts: list[MessageDraft]) -> list[int]:
         rows = [(d.sender_id, d.recipient_id, d.content, d.client_msg_id, "sent", d.created_at) for d in drafts]

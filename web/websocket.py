@@ -20,7 +20,7 @@ import socket
 from typing import Protocol
 
 import gevent
-from gevent.socket import socket as GeventSocket
+from gevent.monkey import get_original
 from geventwebsocket.handler import WebSocketHandler
 
 from protocol.frames import CloseCode
@@ -39,6 +39,7 @@ from web.framing import (
 from web.transport import SocketTransport
 
 log = logging.getLogger(__name__)
+RawSocket = get_original("socket", "socket")  # the standard library's socket, which never waits
 HANDSHAKE_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 READ_BUFFER_BYTES = 1024  # the handshake's reader; frames are read in RECEIVE_BYTES reads afterwards
 RECEIVE_BYTES = 64 * 1024
@@ -66,7 +67,7 @@ class WebSocketConnection:
     def __init__(self, peer: str, max_message_bytes: int, registry: set[WebSocketConnection]):
         self.peer = peer
         self.transport: SocketTransport | None = None  # set by accept()
-        self._socket: GeventSocket | None = None  # set by adopt()
+        self._socket: RawSocket | None = None  # set by adopt()
         self._already_read = b""
         self._decoder = FrameDecoder(max_message_bytes)
         self._listener: Listener | None = None
@@ -75,7 +76,7 @@ class WebSocketConnection:
         self._finished = False
         self._discarding = False  # after a framing error: read only to see the end of the stream
 
-    def adopt(self, sock: GeventSocket, already_read: bytes) -> None:
+    def adopt(self, sock: RawSocket, already_read: bytes) -> None:
         """Own `sock`; `already_read` is what the handshake's reader had buffered past the request."""
         self._socket = sock
         self._already_read = already_read
@@ -108,6 +109,9 @@ class WebSocketConnection:
         try:
             if data is None:
                 data = self._socket.recv(RECEIVE_BYTES)
+        except BlockingIOError:
+            self._watcher.start(self._on_readable)  # woken without data after all
+            return
         except OSError:
             data = b""
         if not data:
@@ -229,12 +233,13 @@ class ServiceWebSocketHandler(WebSocketHandler):
         list(self.application(self.environ, _ignore_start_response))
         connection.start()
 
-    def _detach_socket(self) -> tuple[GeventSocket, bytes]:
+    def _detach_socket(self) -> tuple[RawSocket, bytes]:
         """Take the socket from pywsgi, which then neither reads from nor closes it, with the bytes
         its handshake reader had already buffered (a client may send right after the handshake)."""
         self.socket.settimeout(0)
         already_read = self.rfile.peek()
-        sock = GeventSocket(fileno=self.socket.detach())
+        sock = RawSocket(fileno=self.socket.detach())
+        sock.setblocking(False)
         self.socket = None
         self.close_connection = True
         return sock, already_read
