@@ -7,6 +7,7 @@ actors as they are.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -17,6 +18,8 @@ MESSAGE_COLUMNS = "id, sender_id, recipient_id, content, client_msg_id, created_
 NOTIFICATION_COLUMNS = "id, user_id, type, actor_id, post_id, comment_id, created_at, text, is_read"
 NEWEST = 2**63 - 1
 BACKLOG_PAGE = 500
+KNOWN_USER_SECONDS = 60.0
+KNOWN_USERS_MAX = 100_000
 MAX_ROWS_PER_INSERT = 1000  # keeps one statement well under max_allowed_packet
 
 
@@ -109,6 +112,7 @@ class Storage:
     def __init__(self, engine: Any):
         self.engine = engine
         self.dialect: str = engine.dialect
+        self._known_users: dict[int, float] = {}  # user id -> monotonic time until which it counts as existing
 
     # ------------------------------------------------------------ lifecycle
 
@@ -176,11 +180,7 @@ class Storage:
         return self.engine.transaction(lambda session: self._store_messages(session, drafts), write=True)
 
     def _store_messages(self, session: Session, drafts: Sequence[MessageDraft]) -> list[StoreResult]:
-        recipients = sorted({draft.recipient_id for draft in drafts})
-        known = {
-            int(row[0])
-            for row in session.query(f"SELECT id FROM users WHERE id IN ({placeholders(len(recipients))})", recipients)
-        }
+        known = self._existing_users(session, {draft.recipient_id for draft in drafts})
         existing = self._messages_by_client_id(
             session, {(d.sender_id, d.client_msg_id) for d in drafts if d.client_msg_id is not None}
         )
@@ -212,6 +212,25 @@ class Storage:
         for index, earlier in repeats:
             results[index] = StoreResult(message=results[earlier].message, created=False)
         return results  # type: ignore[return-value]
+
+    def _existing_users(self, session: Session, user_ids: set[int]) -> set[int]:
+        """Which of `user_ids` are in `users`.
+
+        Chat partners are looked up again and again; a user found is remembered
+        for KNOWN_USER_SECONDS, so one deleted meanwhile may still be sent
+        messages that long (they stay in the database, unread).
+        """
+        now = time.monotonic()
+        known = {user_id for user_id in user_ids if self._known_users.get(user_id, 0.0) > now}
+        unknown = sorted(user_ids - known)
+        if unknown:
+            rows = session.query(f"SELECT id FROM users WHERE id IN ({placeholders(len(unknown))})", unknown)
+            found = {int(row[0]) for row in rows}
+            if len(self._known_users) + len(found) > KNOWN_USERS_MAX:
+                self._known_users.clear()
+            self._known_users.update(dict.fromkeys(found, now + KNOWN_USER_SECONDS))
+            known |= found
+        return known
 
     def _messages_by_client_id(self, session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
         if not keys:
