@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from tests.server import free_port  # noqa: E402
 SECRET = "bench-secret-0123456789abcdef0123456789"
 WORKERS = 2
 AUTHOR = 1_000_000
+SERIES_AUTHOR = 5_000_000  # + follower count: one author per size of the followers series
+SERIES_USERS = 4_000_001  # first user of the users series
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class Sizes:
     idle_seconds: float = 30.0
     mixed_rate: int = 1000
     mixed_seconds: float = 6.0
+    series_users: tuple[int, ...] = (1000, 5000, 10_000)
+    series_messages: int = 5
+    series_followers: tuple[int, ...] = (1000, 10_000, 50_000)
 
 
 QUICK = Sizes(
@@ -66,6 +72,9 @@ QUICK = Sizes(
     idle_seconds=1.0,
     mixed_rate=100,
     mixed_seconds=2.0,
+    series_users=(20, 40),
+    series_messages=2,
+    series_followers=(50, 100),
 )
 
 
@@ -201,11 +210,15 @@ def _latency(values: list[float]) -> dict[str, float]:
 def chat(server: Server, users: list[int], count: int, window: int | None, rate: float | None) -> dict[str, Any]:
     start_at = time.time() + 3 + len(users) / 500  # every worker connected by then
     rate_per_user = None if rate is None else rate / len(users)
-    cpu_before = server.cpu_seconds()
+    cpu_at_start: list[float] = []  # the connects before start_at are not the scenario's cost
+    sampler = threading.Timer(start_at - time.time(), lambda: cpu_at_start.append(server.cpu_seconds()))
+    sampler.start()
     parts = _in_workers(
         loadgen.run_chat,
         [(server.url, SECRET, part, count, window, rate_per_user, start_at) for part in _split(users, WORKERS)],
     )
+    sampler.join()
+    cpu_before = cpu_at_start[0]
     seconds = max(part["finished"] for part in parts) - start_at
     latencies = [value for part in parts for value in part["latencies"]]
     expected = len(users) * count
@@ -220,14 +233,16 @@ def chat(server: Server, users: list[int], count: int, window: int | None, rate:
         "errors": sum(part["errors"] for part in parts),
         "seconds": seconds,
         "server_cpu_percent": 100 * (server.cpu_seconds() - cpu_before) / seconds,
+        "server_cpu_ms_per_message": 1000 * (server.cpu_seconds() - cpu_before) / expected,
         "loadgen_cpu_percent": 100 * sum(part["cpu"] for part in parts) / seconds,
     }
 
 
-def fanout(server: Server, sizes: Sizes) -> dict[str, Any]:
-    followers = list(range(1, sizes.followers + 1))
-    connected = followers[:: max(1, sizes.followers // sizes.connected_followers)][: sizes.connected_followers]
-    post_ids = [AUTHOR + 1 + n for n in range(sizes.fanout_repeats)]
+def fanout(server: Server, author: int, follower_count: int, connected_count: int, posts: int) -> dict[str, Any]:
+    """Posts of `author`, whose followers are users 1..follower_count; `connected_count` of them are connected."""
+    followers = list(range(1, follower_count + 1))
+    connected = followers[:: max(1, follower_count // connected_count)][:connected_count]
+    post_ids = [author + 1 + n for n in range(posts)]
     context = multiprocessing.get_context("spawn")
     events = context.Manager().Queue()
     parts = _split(connected, WORKERS)
@@ -237,10 +252,11 @@ def fanout(server: Server, sizes: Sizes) -> dict[str, Any]:
         )
         for _ in parts:
             assert events.get(timeout=600) == "ready"
-        times, answers = [], []
+        times, answers, answered = [], [], []
         for post_id in post_ids:
             started = time.time()
-            answers.append(server.notify_post(post_id, AUTHOR))
+            answers.append(server.notify_post(post_id, author))
+            answered.append(time.time() - started)
             for _ in parts:
                 assert events.get(timeout=600) == post_id
             times.append(started)
@@ -251,10 +267,11 @@ def fanout(server: Server, sizes: Sizes) -> dict[str, Any]:
     ]
     frames = sum(len(part["arrivals"][post_id]) for part in results for post_id in post_ids)
     return {
-        "followers": sizes.followers,
+        "followers": follower_count,
         "connected": len(connected),
         "last_follower_s": reach,
         "median_last_follower_s": statistics.median(reach),
+        "median_answered_s": statistics.median(answered),
         "frames": frames,
         "expected_frames": len(connected) * len(post_ids),
         "answers": answers,
@@ -327,6 +344,23 @@ def mixed(server: Server, sizes: Sizes) -> dict[str, Any]:
     }
 
 
+def series(server: Server, sizes: Sizes) -> dict[str, Any]:
+    """How cost grows: chat with more and more users, a post to more and more followers (a quarter connected)."""
+    results: dict[str, Any] = {}
+    for count in sizes.series_users:
+        users = list(range(SERIES_USERS, SERIES_USERS + count))
+        run = chat(server, users, sizes.series_messages, 4, None)
+        results[f"users_{count}"] = {
+            key: run[key] for key in ("persisted_per_s", "p99_ms", "server_cpu_ms_per_message", "lost", "duplicated")
+        }
+    for count in sizes.series_followers:
+        run = fanout(server, SERIES_AUTHOR + count, count, max(1, count // 4), 1)
+        results[f"followers_{count}"] = {
+            key: run[key] for key in ("connected", "median_last_follower_s", "median_answered_s", "frames")
+        }
+    return results
+
+
 # ---------------------------------------------------------------- orchestration
 
 
@@ -341,15 +375,20 @@ def _seed(database: MariaDB, name: str, sizes: Sizes) -> dict[str, str]:
     }
     storage = open_storage(load_settings(environ={**env, "REALTIME_DATABASE_BACKEND": "mysql", "REALTIME_AUTH_SECRET": "x"}).database)
     storage.prepare()
+    series_authors = [SERIES_AUTHOR + count for count in sizes.series_followers]
     everyone = [
         AUTHOR,
-        *range(1, sizes.followers + 1),
+        *series_authors,
+        *range(1, max(sizes.followers, *sizes.series_followers) + 1),
         *range(1_000_001 + 1000, 1_000_001 + 1000 + sizes.chat_users * 3),
         *range(2_000_001, 2_000_001 + sizes.idle_sockets),
         *range(3_000_001, 3_000_201),
+        *range(SERIES_USERS, SERIES_USERS + max(sizes.series_users)),
     ]
     storage.add_users([(user_id, f"user{user_id}") for user_id in everyone])
     storage.add_follows([(follower, AUTHOR) for follower in range(1, sizes.followers + 1)])
+    for author, count in zip(series_authors, sizes.series_followers):
+        storage.add_follows([(follower, author) for follower in range(1, count + 1)])
     storage.close()
     return env
 
@@ -367,9 +406,11 @@ def run_target(server: Server, sizes: Sizes, scenarios: list[str]) -> dict[str, 
                 count = max(1, int(rate * sizes.open_seconds / len(users)))
                 results[f"open_{rate}"] = chat(server, users, count, None, rate)
         if "fanout" in scenarios:
-            results["fanout"] = fanout(server, sizes)
+            results["fanout"] = fanout(server, AUTHOR, sizes.followers, sizes.connected_followers, sizes.fanout_repeats)
         if "mixed" in scenarios:
             results["mixed"] = mixed(server, sizes)
+        if "series" in scenarios:
+            results.update({f"series.{key}": value for key, value in series(server, sizes).items()})
         if "idle" in scenarios:
             server.stop()  # memory per socket is measured on a fresh process, not on earlier scenarios' heap
             server.start()
@@ -377,6 +418,18 @@ def run_target(server: Server, sizes: Sizes, scenarios: list[str]) -> dict[str, 
     finally:
         server.stop()
     return results
+
+
+def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each numeric figure's median over the rounds; other values as the first round had them."""
+    merged: dict[str, Any] = {}
+    for scenario, values in runs[0].items():
+        merged[scenario] = {}
+        for key, first in values.items():
+            samples = [run[scenario][key] for run in runs]
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in samples)
+            merged[scenario][key] = statistics.median(samples) if numeric else first
+    return merged
 
 
 def _print_tables(report: dict[str, Any]) -> None:
@@ -402,12 +455,15 @@ def _print_tables(report: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--servers", default="ours,reference", help="ours, reference or both (default)")
-    parser.add_argument("--scenarios", default="chat,open,fanout,mixed,idle")
+    parser.add_argument("--scenarios", default="chat,open,fanout,mixed,series,idle")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds, alternating the servers; the table shows each figure's median"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the bench itself")
     parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
     args = parser.parse_args()
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sizes = QUICK if args.quick else Sizes()
     scenarios = args.scenarios.split(",")
@@ -425,10 +481,14 @@ def main() -> int:
     }
     try:
         kinds = {"ours": OurServer, "reference": ReferenceServer}
-        for key in args.servers.split(","):
-            server = kinds[key](_seed(database, f"bench_{key}", sizes), workdir)
-            print(f"--- {server.name}", flush=True)
-            report["results"][server.name] = run_target(server, sizes, scenarios)
+        rounds: dict[str, list[dict[str, Any]]] = {}
+        for round_index in range(args.repeat):
+            for key in args.servers.split(","):
+                server = kinds[key](_seed(database, f"bench_{key}_{round_index}", sizes), workdir)
+                print(f"--- {server.name}, round {round_index + 1} of {args.repeat}", flush=True)
+                rounds.setdefault(server.name, []).append(run_target(server, sizes, scenarios))
+        report["rounds"] = rounds
+        report["results"] = {name: _median_of(runs) for name, runs in rounds.items()}
     finally:
         database.stop()
         shutil.rmtree(workdir, ignore_errors=True)
