@@ -15,7 +15,7 @@ from actors.user import UserActor
 from protocol import frames
 from protocol.frames import CloseCode, Limits
 from settings import Settings
-from storage import ConnectSummary, Delivery, Storage
+from storage import ConnectSummary, Delivery, Message, Storage
 from storage.batching import Batcher
 
 log = logging.getLogger(__name__)
@@ -68,12 +68,12 @@ class Node:
         """Unread counts and first backlog page of a connecting user (None if unknown), read with others connecting."""
         return self.summary_reader.call(user_id, SUMMARY_TIMEOUT, key=user_id)
 
-    def mark_delivered(self, message_id: int, recipient_id: int) -> None:
+    def mark_delivered(self, message: Message, recipient_id: int) -> None:
         """A message reached a socket of its recipient: store that, then tell its sender.
 
         Marks are queued by recipient, so `delivery_writer.wait_committed(recipient_id)` covers all of theirs.
         """
-        self.delivery_writer.submit(message_id, self._announce_delivery, key=recipient_id)
+        self.delivery_writer.submit(message, self._announce_delivery, key=recipient_id)
 
     def shutdown(self, timeout: float) -> None:
         """Store what was accepted, close every socket with 1001, stop the actors."""
@@ -88,10 +88,10 @@ class Node:
     def _start_user_actor(self, user_id: int) -> pykka.ActorRef:
         return UserActor.start(user_id, self)
 
-    def _store_deliveries(self, message_ids: Sequence[int]) -> list[Delivery | None]:
-        moved = self.storage.mark_delivered(sorted(set(message_ids)), self.now_ms())
+    def _store_deliveries(self, messages: Sequence[Message]) -> list[Delivery | None]:
+        moved = self.storage.mark_delivered(messages, self.now_ms())
         # a message written to two sockets may be queued twice; only its first entry announces it
-        return [moved.pop(message_id, None) for message_id in message_ids]
+        return [moved.pop(message.id, None) for message in messages]
 
     def _announce_delivery(self, outcome: Any) -> None:
         if isinstance(outcome, Delivery):

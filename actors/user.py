@@ -140,7 +140,7 @@ class UserActor(GeventActor):
         while True:
             for message in page:
                 self._remember_pushed(message.id)
-                transport.write(_message_frame(message), self._delivery_marker(message.id))
+                transport.write(_message_frame(message), self._delivery_marker(message))
             if len(page) < BACKLOG_PAGE:
                 return
             if not transport.wait_for_room(BACKLOG_DRAIN_TIMEOUT):
@@ -269,7 +269,7 @@ class UserActor(GeventActor):
         if message.id in self._pushed or not self._sockets:
             return
         self._remember_pushed(message.id)
-        self._push(_message_frame(message), on_written=self._delivery_marker(message.id))
+        self._push(_message_frame(message), on_written=self._delivery_marker(message))
 
     # ------------------------------------------------------------ notifications for this user
 
@@ -310,9 +310,9 @@ class UserActor(GeventActor):
         if len(self._pushed) > RECENT_MESSAGES:
             self._pushed.popitem(last=False)
 
-    def _delivery_marker(self, message_id: int) -> Callable[[], None]:
+    def _delivery_marker(self, message: Message) -> Callable[[], None]:
         """A callback for the first socket write of a message: it then counts as delivered."""
-        return _once(partial(self._node.mark_delivered, message_id, self.user_id))
+        return _once(partial(self._node.mark_delivered, message, self.user_id))
 
 
 def _message_frame(message: Message) -> str:

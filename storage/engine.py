@@ -35,22 +35,29 @@ class Session:
     def __init__(self, cursor: Any, translate: Callable[[str], str]):
         self._cursor = cursor
         self._translate = translate
+        self.wrote = False  # a statement that may change data has been sent
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; return the number of rows it changed."""
+        self.wrote = True
         self._cursor.execute(self._translate(sql), params)
         return self._cursor.rowcount
 
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT of one row; return its auto-increment id."""
+        self.wrote = True
         self._cursor.execute(self._translate(sql), params)
         return self._cursor.lastrowid
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement per row (PyMySQL sends an INSERT's rows as one multi-row statement)."""
+        self.wrote = True
         self._cursor.executemany(self._translate(sql), rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run a statement that returns rows: a SELECT, or a write with RETURNING."""
+        if not sql.startswith("SELECT"):
+            self.wrote = True
         self._cursor.execute(self._translate(sql), params)
         return list(self._cursor.fetchall())
 
@@ -75,7 +82,8 @@ class SqliteEngine:
         self._local = _original_thread_local()
         self._translations: dict[str, str] = {}
 
-    def transaction(self, work: Callable[[Session], T], write: bool = False) -> T:
+    def transaction(self, work: Callable[[Session], T], write: bool = False, single_statement: bool = False) -> T:
+        """Run `work` in one transaction (`single_statement` is for MySQL: SQLite always uses a transaction)."""
         return self._threads.apply(self._run, (work, write))
 
     def close(self) -> None:
@@ -159,37 +167,41 @@ class MysqlEngine:
         # parallel group-commit pipelines: half the pool, the other half stays free for reads
         self.write_lanes = max(1, pool_size // 2)
 
-    def transaction(self, work: Callable[[Session], T], write: bool = False) -> T:
-        """Reads run as autocommit statements; writes inside BEGIN ... COMMIT.
+    def transaction(self, work: Callable[[Session], T], write: bool = False, single_statement: bool = False) -> T:
+        """Reads run as autocommit statements; writes inside BEGIN ... COMMIT, unless `single_statement` says
+        the work writes with one statement at most, which commits by itself without those two round trips.
 
         A pooled connection the server has dropped (a database restart) fails
         on first use; DBUtils then reopens it, and the work is run once more,
-        which is safe because nothing of the failed attempt was committed.
+        which is safe because nothing of the failed attempt was committed: a
+        failure after a write statement was sent is never retried.
         """
+        atomic = write and not single_statement
         for attempt in range(2):
             try:
                 connection = self._pool.connection()
             except self._errors.MySQLError as error:
                 raise StorageUnavailable(f"mysql: {error}") from error
             cursor = connection.cursor()
+            session = Session(cursor, _same)
             committing = False
             try:
-                if write:
+                if atomic:
                     connection.begin()  # also stops DBUtils from silently reconnecting mid-transaction
-                result = work(Session(cursor, _same))
-                if write:
+                result = work(session)
+                if atomic:
                     committing = True
                     connection.commit()
                 return result
             except BaseException as error:
-                if write:
+                if atomic:
                     try:
                         connection.rollback()  # on a dead connection DBUtils reopens it here
                     except self._errors.MySQLError:
                         pass
                 if not isinstance(error, (self._errors.OperationalError, self._errors.InterfaceError)):
                     raise
-                if attempt or committing:
+                if attempt or committing or (session.wrote and not atomic):
                     raise StorageUnavailable(f"mysql: {error}") from error
                 log.info("mysql: retrying on a fresh connection after: %s", error)
             finally:

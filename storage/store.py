@@ -177,7 +177,12 @@ class Storage:
         same batch, returns that message with `created=False` and stores nothing.
         Ids increase in batch order.
         """
-        return self.engine.transaction(lambda session: self._store_messages(session, drafts), write=True)
+        # the lookups need no transaction: a sender's batches run one at a time (see storage.batching)
+        return self.engine.transaction(
+            lambda session: self._store_messages(session, drafts),
+            write=True,
+            single_statement=self.engine.supports_returning and len(drafts) <= MAX_ROWS_PER_INSERT,
+        )
 
     def _store_messages(self, session: Session, drafts: Sequence[MessageDraft]) -> list[StoreResult]:
         known = self._existing_users(session, {draft.recipient_id for draft in drafts})
@@ -270,29 +275,38 @@ class Storage:
             ids.extend(sorted(int(row[0]) for row in returned))
         return ids
 
-    def mark_delivered(self, message_ids: Sequence[int], delivered_at: int) -> dict[int, Delivery]:
-        """Move these messages from sent to delivered; return those that moved, by id."""
+    def mark_delivered(self, messages: Sequence[Message], delivered_at: int) -> dict[int, Delivery]:
+        """Move these messages from sent to delivered; return those that moved, by id.
 
-        def work(session: Session) -> dict[int, Delivery]:
-            marks = placeholders(len(message_ids))
-            rows = session.query(
-                f"SELECT id, sender_id, client_msg_id FROM realtime_messages WHERE id IN ({marks}) AND status = 'sent'",
-                message_ids,
-            )
-            if not rows:
-                return {}
-            moving = [int(row[0]) for row in rows]
-            session.execute(
+        One UPDATE in the usual case, where all of them were still sent. When
+        some were not (delivered or read before), the ones this call moved are
+        those stamped with `delivered_at`.
+        """
+        by_id = {message.id: message for message in messages}
+        ids = sorted(by_id)
+        marks = placeholders(len(ids))
+        moved = self.engine.transaction(
+            lambda session: session.execute(
                 f"UPDATE realtime_messages SET status = 'delivered', delivered_at = %s"
-                f" WHERE id IN ({placeholders(len(moving))}) AND status = 'sent'",
-                [delivered_at, *moving],
+                f" WHERE id IN ({marks}) AND status = 'sent'",
+                [delivered_at, *ids],
+            ),
+            write=True,
+            single_statement=True,
+        )
+        if moved < len(ids):
+            rows = self.engine.transaction(
+                lambda session: session.query(
+                    f"SELECT id FROM realtime_messages WHERE id IN ({marks})"
+                    " AND status = 'delivered' AND delivered_at = %s",
+                    [*ids, delivered_at],
+                )
             )
-            return {
-                int(message_id): Delivery(int(message_id), int(sender_id), _text(client_msg_id), delivered_at)
-                for message_id, sender_id, client_msg_id in rows
-            }
-
-        return self.engine.transaction(work, write=True)
+            ids = [int(row[0]) for row in rows]
+        return {
+            message_id: Delivery(message_id, by_id[message_id].sender_id, by_id[message_id].client_msg_id, delivered_at)
+            for message_id in ids
+        }
 
     def mark_read(self, reader_id: int, message_id: int, read_at: int) -> ReadMark:
         """Mark `message_id` and every earlier message from its sender to `reader_id` read.

@@ -107,11 +107,24 @@ def test_a_batch_keeps_order_and_resolves_repeats_and_unknown_recipients(storage
 
 def test_mark_delivered_reports_only_messages_that_moved(storage: Storage) -> None:
     storage.add_users([(1, "a"), (2, "b")])
-    ids = [r.message.id for r in storage.store_messages([_draft(1, 2, "x"), _draft(1, 2, "y")])]
-    moved = storage.mark_delivered(ids, 1234)
+    messages = [r.message for r in storage.store_messages([_draft(1, 2, "x", "kx"), _draft(1, 2, "y")])]
+    ids = [m.id for m in messages]
+    moved = storage.mark_delivered(messages, 1234)
     assert sorted(moved) == ids and all(d.delivered_at == 1234 and d.sender_id == 1 for d in moved.values())
-    assert storage.mark_delivered(ids, 5678) == {}
+    assert [moved[i].client_msg_id for i in ids] == ["kx", None]
+    assert storage.mark_delivered(messages, 5678) == {}
     assert storage.undelivered_messages(2) == []
+
+
+def test_mark_delivered_of_a_mix_reports_only_those_still_sent(storage: Storage) -> None:
+    storage.add_users([(1, "a"), (2, "b")])
+    first, second, third = [r.message for r in storage.store_messages([_draft(1, 2, t) for t in "xyz"])]
+    storage.mark_delivered([first], 1000)
+    storage.mark_read(2, second.id, 2000)  # reads everything up to it: first and second
+
+    moved = storage.mark_delivered([first, second, third], 3000)
+
+    assert list(moved) == [third.id] and moved[third.id].delivered_at == 3000
 
 
 def test_unicode_content_round_trips_byte_for_byte(storage: Storage) -> None:
@@ -127,7 +140,7 @@ def test_connect_summaries_answer_several_users_in_one_call_in_the_order_asked(s
     storage.add_users([(1, "a"), (2, "b"), (3, "c")])
     storage.store_messages([_draft(1, 2, "one"), _draft(1, 2, "two"), _draft(2, 3, "three")])
     [delivered] = storage.store_messages([_draft(3, 1, "four")])
-    storage.mark_delivered([delivered.message.id], int(time.time() * 1000))
+    storage.mark_delivered([delivered.message], int(time.time() * 1000))
 
     first_of_three, unknown, two, one, second_of_three = storage.connect_summaries([3, 99, 2, 1, 3])
 

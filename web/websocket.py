@@ -23,6 +23,7 @@ import gevent
 from gevent.monkey import get_original
 from geventwebsocket.handler import WebSocketHandler
 
+from actors.runtime import run_soon
 from protocol.frames import CloseCode
 from web.framing import (
     OPCODE_BINARY,
@@ -96,14 +97,14 @@ class WebSocketConnection:
         self._watcher = gevent.get_hub().loop.io(self._socket.fileno(), _READ)
         already_read, self._already_read = self._already_read, b""
         if already_read:
-            gevent.spawn_raw(self._receive, already_read)
+            run_soon(self._receive, already_read)
         else:
             self._watcher.start(self._on_readable)
 
     def _on_readable(self) -> None:
         # runs in the hub, which must not block: stop watching and read in a greenlet of its own
         self._watcher.stop()
-        gevent.spawn_raw(self._receive, None)
+        run_soon(self._receive, None)
 
     def _receive(self, data: bytes | None) -> None:
         try:
