@@ -45,7 +45,9 @@ class SocketSession:
         self._user_id: int | None = None
         self._actor: pykka.ActorProxy | None = None
         self.transport: SocketTransport = connection.accept(self, policy.send_queue_frames)
-        self._auth_deadline: gevent.Greenlet | None = gevent.spawn_later(policy.auth_timeout, self._auth_timed_out)
+        # a libev timer rather than a greenlet: its callback only queues a close frame, which the hub may do
+        self._auth_deadline = gevent.get_hub().loop.timer(policy.auth_timeout)
+        self._auth_deadline.start(self._auth_timed_out)
 
     def on_message(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
@@ -101,10 +103,10 @@ class SocketSession:
         return None
 
     def _auth_timed_out(self) -> None:
-        self._auth_deadline = None
+        self._end_auth_wait()
         self.transport.close(CloseCode.AUTH_TIMEOUT, "no connect frame in time")
 
     def _end_auth_wait(self) -> None:
         if self._auth_deadline is not None:
-            self._auth_deadline.kill(block=False)
+            self._auth_deadline.close()
             self._auth_deadline = None

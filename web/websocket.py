@@ -37,6 +37,7 @@ from web.framing import (
     ProtocolError,
     parse_close,
 )
+from web.headers import read_headers
 from web.transport import SocketTransport
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,9 @@ class ServiceWebSocketHandler(WebSocketHandler):
         if rfile is None:
             rfile = sock.makefile("rb", READ_BUFFER_BYTES)
         super().__init__(sock, address, server, rfile)
+
+    def MessageClass(self, rfile: object, *args: object) -> object:  # noqa: N802 - pywsgi's name
+        return read_headers(rfile)
 
     def upgrade_connection(self):
         version = self.environ.get("HTTP_SEC_WEBSOCKET_VERSION")

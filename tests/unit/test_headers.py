@@ -1,0 +1,68 @@
+"""web.headers must parse exactly like pywsgi's own header parsing (http.client + email)."""
+
+from __future__ import annotations
+
+import io
+from http.client import HTTPException, parse_headers
+
+import pytest
+from gevent.pywsgi import OldMessage
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from web.headers import MAX_HEADERS, MAX_LINE, read_headers
+
+BLOCKS = [
+    b"Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5a2V5a2V5a2V5a2V5aw==\r\n\r\n",
+    b"Host:  x  \r\nX-Empty:\r\nX-Tab:\t tab\r\n\r\n",
+    b"Host: x\r\n folded\r\n\r\n",
+    b"Bad Name: x\r\nHost: y\r\n\r\n",
+    b"Host: x\nLF: only\n\n",
+    b"Host: \xe9\xff\r\n\r\n",
+    b"\r\n",
+    b"",
+    b"NoColon\r\nHost: x\r\n\r\n",
+    b"Host: x\r\nHost: y\r\n\r\n",
+    b"Host: a:b:c\r\n\r\nBODY",
+    b"From nobody\r\nHost: x\r\n\r\n",
+    b"Host: x\r\n\r",
+    b":empty-name\r\n\r\n",
+]
+
+
+def standard(block: bytes) -> OldMessage:
+    return parse_headers(io.BytesIO(block), _class=OldMessage)
+
+
+def same(a: OldMessage, b: OldMessage) -> bool:
+    return a.items() == b.items() and a.get_payload() == b.get_payload() and len(a.defects) == len(b.defects)
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=repr)
+def test_matches_the_standard_parser(block: bytes) -> None:
+    assert same(read_headers(io.BytesIO(block)), standard(block))
+
+
+@settings(max_examples=300)
+@given(st.lists(st.binary(max_size=40).map(lambda line: line.replace(b"\n", b"")), max_size=8))
+def test_matches_the_standard_parser_on_arbitrary_lines(lines: list[bytes]) -> None:
+    block = b"".join(line + b"\r\n" for line in lines) + b"\r\n"
+    assert same(read_headers(io.BytesIO(block)), standard(block))
+
+
+def test_reads_no_further_than_the_blank_line() -> None:
+    stream = io.BytesIO(b"Host: x\r\n\r\nframe bytes")
+    read_headers(stream)
+    assert stream.read() == b"frame bytes"
+
+
+def test_a_line_over_the_limit_sets_the_status_pywsgi_refuses() -> None:
+    assert read_headers(io.BytesIO(b"X: " + b"a" * MAX_LINE + b"\r\n\r\n")).status == "Line too long"
+
+
+def test_too_many_headers_raise_like_http_client() -> None:
+    block = b"".join(b"X-%d: v\r\n" % n for n in range(MAX_HEADERS + 1)) + b"\r\n"
+    with pytest.raises(HTTPException):
+        read_headers(io.BytesIO(block))
+    with pytest.raises(HTTPException):
+        standard(block)
