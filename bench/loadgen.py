@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-from websockets.asyncio.client import ClientConnection, connect
+from bench.client import BenchSocket
 
 CONNECT_CONCURRENCY = 100
 OPEN_TIMEOUT = 60.0
@@ -25,19 +25,19 @@ def token(secret: str, user_id: int) -> str:
     return jwt.encode({"sub": str(user_id), "exp": int(time.time()) + 3600}, secret, algorithm="HS256")
 
 
-async def open_socket(url: str, secret: str, user_id: int) -> ClientConnection:
-    socket = await connect(url, open_timeout=OPEN_TIMEOUT, compression=None, max_queue=None, ping_interval=None)
-    await socket.send(json.dumps({"type": "connect", "userId": user_id, "token": token(secret, user_id)}))
+async def open_socket(url: str, secret: str, user_id: int) -> BenchSocket:
+    socket = await BenchSocket.connect(url, OPEN_TIMEOUT)
+    socket.send(json.dumps({"type": "connect", "userId": user_id, "token": token(secret, user_id)}))
     while json.loads(await socket.recv())["type"] != "connected":
         pass
     return socket
 
 
-async def open_sockets(url: str, secret: str, user_ids: list[int]) -> tuple[list[ClientConnection], float]:
+async def open_sockets(url: str, secret: str, user_ids: list[int]) -> tuple[list[BenchSocket], float]:
     """Connect and authenticate every user; return the sockets and the seconds it took."""
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
-    async def one(user_id: int) -> ClientConnection:
+    async def one(user_id: int) -> BenchSocket:
         async with gate:
             return await open_socket(url, secret, user_id)
 
@@ -64,7 +64,7 @@ class ChatTally:
 
 
 async def _chat_user(
-    socket: ClientConnection,
+    socket: BenchSocket,
     user_id: int,
     partner_id: int,
     count: int,
@@ -122,7 +122,7 @@ async def _chat_user(
             stamp = time.time()
         await credit.acquire()
         frame = {"type": "message", "to": partner_id, "content": f"{stamp!r}|{n}", "clientMsgId": f"{run}-{n}"}
-        await socket.send(json.dumps(frame))
+        socket.send(json.dumps(frame))
     await reader
 
 
@@ -172,7 +172,7 @@ def run_followers(url: str, secret: str, user_ids: list[int], post_ids: list[int
         done = asyncio.Event()
         remaining = len(post_ids)
 
-        async def listen(socket: ClientConnection) -> None:
+        async def listen(socket: BenchSocket) -> None:
             nonlocal remaining
             async for text in socket:
                 frame = json.loads(text)
@@ -209,7 +209,7 @@ def run_idle(
         sockets, seconds = await open_sockets(url, secret, user_ids)
         events.put(("ready", time.time(), time.process_time() - cpu))
         await asyncio.sleep(hold_seconds)  # holding idle sockets is the scenario itself
-        alive = sum(1 for socket in sockets if socket.state.name == "OPEN")
+        alive = sum(1 for socket in sockets if socket.open)
         await asyncio.gather(*(socket.close() for socket in sockets))
         return {"connect_seconds": seconds, "alive": alive}
 
