@@ -59,6 +59,8 @@ class SocketTransport:
         if self.closing:
             return False
         if len(self._queue) >= self._max_queued:
+            self._send()  # a burst written in one actor turn: the kernel may take it, the client may be fine
+        if len(self._queue) >= self._max_queued:
             log.info("socket %s (%s): %d frames unread, closing as too slow", self.id, self.peer, len(self._queue))
             self._queue.clear()
             self.close(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
