@@ -45,9 +45,10 @@ class NotificationActor(GeventActor):
     A job resolves the recipients, stores their notifications in batches,
     those of connected recipients first, and after each batch commits has the
     router push that batch to whoever is online: the followers who are
-    waiting hear of a post before the rows of the offline ones are written. Jobs run in a bounded pool of greenlets: a post by an
-    author with 100,000 followers does not hold up a like, and the database
-    calls yield, so chat keeps flowing meanwhile.
+    waiting hear of a post before the rows of the offline ones are written,
+    and those rows are then written at a measured pace. Jobs run in a bounded
+    pool of greenlets: a post by an author with 100,000 followers does not
+    hold up a like, and chat keeps flowing meanwhile.
     """
 
     def __init__(self, node: Node, batch_size: int, concurrency: int):

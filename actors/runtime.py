@@ -3,10 +3,11 @@
 pykka's `ThreadingActor` gives every actor a thread (under gevent, a
 greenlet) blocked on a queue for its whole life: with one actor per connected
 user that is a parked greenlet and a queue with its locks per socket. Here
-the mailbox is a plain deque; a message arriving in an empty mailbox spawns a
-raw greenlet that handles messages until the mailbox is empty again and then
-ends. Messages are still handled one at a time and in order, so an actor's
-state needs no locks, exactly as with pykka's own runtimes.
+the mailbox is a plain deque; a message arriving in an empty mailbox hands
+the actor's turn to a pooled greenlet (`run_soon`), which handles messages
+until the mailbox is empty again and then goes back to the pool. Messages are
+still handled one at a time and in order, so an actor's state needs no locks,
+exactly as with pykka's own runtimes.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class _Mailbox:
 
 
 class GeventActor(pykka.Actor):
-    """A pykka actor run by short-lived greenlets; subclass it like `pykka.ThreadingActor`."""
+    """A pykka actor whose turns run in pooled greenlets; subclass it like `pykka.ThreadingActor`."""
 
     _draining = False
 

@@ -135,21 +135,21 @@ class _Lane(Generic[Item, Result]):
         try:
             outcomes = self._flush(items)
         except StorageUnavailable as error:
-            log.warning("%s writer: database unavailable, %d items refused: %s", self.name, len(items), error)
+            log.warning("%s: database unavailable, %d items refused: %s", self.name, len(items), error)
             outcomes = [error] * len(items)
         except Exception as error:
             if len(items) == 1:
-                log.exception("%s writer: item failed", self.name)
+                log.exception("%s: item failed", self.name)
                 outcomes = [error]
             else:
                 # one bad item must not fail its neighbours: store them one by one to isolate it
-                log.warning("%s writer: batch of %d failed (%s); retrying one by one", self.name, len(items), error)
+                log.warning("%s: batch of %d failed (%s); retrying one by one", self.name, len(items), error)
                 outcomes = [self._flush_alone(item) for item in items]
         for (_, callback), outcome in zip(batch, outcomes):
             try:
                 callback(outcome)
             except Exception:
-                log.exception("%s writer: callback failed", self.name)
+                log.exception("%s: callback failed", self.name)
         self._done += len(batch)
         if self._progress is not None:
             self._progress.set()
@@ -159,5 +159,5 @@ class _Lane(Generic[Item, Result]):
         try:
             return self._flush([item])[0]
         except Exception as error:
-            log.exception("%s writer: item failed", self.name)
+            log.exception("%s: item failed", self.name)
             return error

@@ -360,7 +360,7 @@ class Storage:
                 "SELECT id,"
                 " (SELECT COUNT(*) FROM realtime_messages WHERE recipient_id = users.id AND status <> 'read'),"
                 " (SELECT COUNT(*) FROM realtime_notifications WHERE user_id = users.id AND is_read = 0)"
-                f" FROM users WHERE id IN ({', '.join(['%s'] * len(wanted))})",
+                f" FROM users WHERE id IN ({placeholders(len(wanted))})",
                 wanted,
             )
             summaries = {

@@ -5,7 +5,7 @@ every socket; under Flask that greenlet's saved stack and frames cost more
 than everything else a connected user needs. Here the handshake runs in the
 request greenlet as usual, then `ServiceWebSocketHandler` hands the socket to
 a `WebSocketConnection` and the request greenlet ends. The connection
-watches the socket with a libev watcher; when bytes arrive, a short-lived
+watches the socket with a libev watcher; when bytes arrive, a pooled
 greenlet reads them, decodes the frames (`web.framing`) and gives each
 message to its listener. All writes, pongs and close frames included, go
 through the connection's `SocketTransport`.
@@ -133,13 +133,7 @@ class WebSocketConnection:
             self._handle_messages(self._decoder.feed(data))
         except ProtocolError as error:
             self._handle_messages(error.decoded)  # the frames before the bad one are valid
-            log.debug("socket %s (%s): protocol error: %s", self.transport.id, self.peer, error)
-            if isinstance(error, MessageTooLarge):
-                self._fail(CloseCode.MESSAGE_TOO_BIG, "frame too large")
-            elif isinstance(error, InvalidUtf8):
-                self._fail(1007, "invalid UTF-8")
-            else:
-                self._fail(1002, "protocol error")
+            self._refuse(error)
 
     def _handle_messages(self, messages: list[tuple[int, str | bytes]]) -> None:
         for opcode, payload in messages:
@@ -158,14 +152,21 @@ class WebSocketConnection:
             return
         try:
             code = parse_close(payload)
-        except InvalidUtf8:
-            self._fail(1007, "invalid UTF-8")
-            return
-        except ProtocolError:
-            self._fail(1002, "protocol error")
+        except ProtocolError as error:
+            self._refuse(error)
             return
         self.transport.close(1000 if code == NO_STATUS else code)
         self._finish()
+
+    def _refuse(self, error: ProtocolError) -> None:
+        """Close for a framing error with the code RFC 6455 gives it: 1009, 1007 or 1002."""
+        log.debug("socket %s (%s): protocol error: %s", self.transport.id, self.peer, error)
+        if isinstance(error, MessageTooLarge):
+            self._fail(CloseCode.MESSAGE_TOO_BIG, "frame too large")
+        elif isinstance(error, InvalidUtf8):
+            self._fail(1007, "invalid UTF-8")
+        else:
+            self._fail(1002, "protocol error")
 
     def _fail(self, code: int, reason: str) -> None:
         """Close with `code` and stop decoding; the connection ends when the peer answers or the grace period ends."""
