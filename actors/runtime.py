@@ -24,7 +24,6 @@ from pykka._envelope import Envelope
 from pykka._threading import ThreadingFuture
 
 log = logging.getLogger(__name__)
-FAIRNESS_BATCH = 64  # messages handled before a busy actor lets other greenlets run
 IDLE_RUNNERS = 64  # finished runner greenlets kept for reuse
 
 
@@ -92,6 +91,9 @@ class GeventActor(pykka.Actor):
     """A pykka actor whose turns run in pooled greenlets; subclass it like `pykka.ThreadingActor`."""
 
     _draining = False
+    fairness_batch: int | None = 64
+    """Messages handled in a row before a busy actor lets other greenlets run; None for never, which suits
+    only an actor whose every turn is short and never waits (the whole mailbox is then one turn)."""
 
     @staticmethod
     def _create_actor_inbox() -> Any:
@@ -122,7 +124,7 @@ class GeventActor(pykka.Actor):
             while inbox and not self.actor_stopped.is_set():
                 self._handle_envelope(inbox.popleft())
                 handled += 1
-                if handled % FAIRNESS_BATCH == 0:
+                if self.fairness_batch and handled % self.fairness_batch == 0:
                     gevent.sleep(0)
         finally:
             self._draining = False
