@@ -101,6 +101,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "password": (_text, ""),
         "name": (_text, "realtime"),
         "pool_size": (_positive_integer, "10"),
+        "write_lanes": (_positive_integer, "1"),
     },
     "auth": {
         "secret": (_text, ""),
@@ -154,6 +155,7 @@ class DatabaseSettings:
     password: str
     name: str
     pool_size: int
+    write_lanes: int
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ def open_storage(database) -> Storage:
             password=database.password,
             database=database.name,
             pool_size=database.pool_size,
+            write_lanes=database.write_lanes,
         )
     else:
         engine = SqliteEngine(database.path)

@@ -139,7 +139,11 @@ def _original_thread_local() -> Any:
 class MysqlEngine:
     dialect = "mysql"
 
-    def __init__(self, host: str, port: int, user: str, password: str, database: str, pool_size: int):
+    def __init__(
+        self, host: str, port: int, user: str, password: str, database: str, pool_size: int, write_lanes: int = 1
+    ):
+        """`write_lanes` group-commit pipelines run at once (see storage.batching); the pool is opened in full
+        now, so the first busy second does not pay for connecting."""
         import pymysql
         from dbutils.pooled_db import PooledDB
 
@@ -147,6 +151,7 @@ class MysqlEngine:
         self._pool = PooledDB(
             creator=pymysql,
             maxconnections=pool_size,
+            mincached=pool_size,
             maxcached=pool_size,
             blocking=True,
             ping=0,  # no round trip per checkout: a dead connection is reopened when it fails (see transaction)
@@ -164,8 +169,7 @@ class MysqlEngine:
             init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         )
         self.supports_returning = self.transaction(_server_supports_returning)
-        # parallel group-commit pipelines: half the pool, the other half stays free for reads
-        self.write_lanes = max(1, pool_size // 2)
+        self.write_lanes = write_lanes
 
     def transaction(self, work: Callable[[Session], T], write: bool = False, single_statement: bool = False) -> T:
         """Reads run as autocommit statements; writes inside BEGIN ... COMMIT, unless `single_statement` says

@@ -50,6 +50,7 @@ def test_defaults_match_the_contract(config):
     assert settings.database.backend == "sqlite"
     assert settings.database.path.startswith("data/")
     assert settings.database.pool_size >= 1
+    assert settings.database.write_lanes == 1
     assert settings.auth.secret == SECRET
     assert settings.auth.timeout == 10
     assert settings.notify.secret == ""
@@ -154,6 +155,7 @@ def test_booleans(config, raw, expected):
         ("REALTIME_SERVER_DEMO", "maybe", "[server] demo"),
         ("REALTIME_DATABASE_BACKEND", "oracle", "[database] backend"),
         ("REALTIME_DATABASE_POOL_SIZE", "0", "[database] pool_size"),
+        ("REALTIME_DATABASE_WRITE_LANES", "0", "[database] write_lanes"),
         ("REALTIME_DATABASE_PORT", "x", "[database] port"),
         ("REALTIME_AUTH_TIMEOUT", "x", "[auth] timeout"),
         ("REALTIME_AUTH_TIMEOUT", "0", "[auth] timeout"),
