@@ -1,4 +1,4 @@
-"""Load generator: asyncio WebSocket clients that speak the wire contract.
+"""Load generator: asyncio WebSocket clients (on uvloop) that speak the wire contract.
 
 Each public `run_*` function runs in a worker process (several at once, so
 the generator is not the bottleneck) and returns plain data for the parent to
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+import uvloop
 from bench.client import BenchSocket
 
 CONNECT_CONCURRENCY = 100
@@ -157,7 +158,7 @@ def run_chat(
         await asyncio.gather(*(socket.close() for socket in sockets))
         return {**tally.__dict__, "finished": finished, "cpu": cpu}
 
-    return asyncio.run(main())
+    return uvloop.run(main())
 
 
 def run_followers(url: str, secret: str, user_ids: list[int], post_ids: list[int], events: Any) -> dict[str, Any]:
@@ -194,7 +195,7 @@ def run_followers(url: str, secret: str, user_ids: list[int], post_ids: list[int
         await asyncio.gather(*listeners, return_exceptions=True)
         return {"arrivals": arrivals, "cpu": cpu}
 
-    return asyncio.run(main())
+    return uvloop.run(main())
 
 
 def run_idle(
@@ -213,4 +214,4 @@ def run_idle(
         await asyncio.gather(*(socket.close() for socket in sockets))
         return {"connect_seconds": seconds, "alive": alive}
 
-    return asyncio.run(main())
+    return uvloop.run(main())
