@@ -50,11 +50,32 @@ def _positive_integer(raw: str) -> int:
     return value
 
 
-def _positive_number(raw: str) -> float:
+def _non_negative_integer(raw: str) -> int:
+    value = _integer(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _non_negative_number(raw: str) -> float:
+    value = _number(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _number(raw: str) -> float:
     try:
         value = float(raw.strip())
     except ValueError:
         raise ValueError("is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("is not a finite number")
+    return value
+
+
+def _positive_number(raw: str) -> float:
+    value = _number(raw)
     if not value > 0:
         raise ValueError("must be greater than 0")
     return value
@@ -91,6 +112,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "http_port": (_port, "8081"),
         "demo": (_boolean, "false"),
         "drain_timeout": (_positive_number, "10"),
+        "allowed_origins": (_text, ""),
+        "ping_interval": (_non_negative_number, "25"),
     },
     "database": {
         "backend": (_choice("sqlite", "mysql"), "sqlite"),
@@ -114,6 +137,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "fanout_batch": (_positive_integer, "500"),
         "fanout_concurrency": (_positive_integer, "4"),
         "request_timeout": (_positive_number, "60"),
+        "signature_max_skew": (_positive_number, "300"),
     },
     "cluster": {
         "backend": (_choice("local", "redis"), "local"),
@@ -129,6 +153,11 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "send_queue_frames": (_positive_integer, "1000"),
         "write_batch": (_positive_integer, "500"),
         "max_body_bytes": (_positive_integer, "65536"),
+        "frames_per_second": (_positive_number, "500"),
+        "frame_burst": (_positive_integer, "5000"),
+        "rate_limit_strikes": (_positive_integer, "100"),
+        "sockets_per_user": (_positive_integer, "20"),
+        "connections_per_address": (_non_negative_integer, "0"),
     },
     "log": {
         "level": (_choice("debug", "info", "warning", "error"), "info"),
@@ -143,6 +172,8 @@ class ServerSettings:
     http_port: int
     demo: bool
     drain_timeout: float
+    allowed_origins: str
+    ping_interval: float
 
 
 @dataclass(frozen=True)
@@ -172,6 +203,7 @@ class NotifySettings:
     fanout_batch: int
     fanout_concurrency: int
     request_timeout: float
+    signature_max_skew: float
 
 
 @dataclass(frozen=True)
@@ -191,6 +223,11 @@ class LimitSettings:
     send_queue_frames: int
     write_batch: int
     max_body_bytes: int
+    frames_per_second: float
+    frame_burst: int
+    rate_limit_strikes: int
+    sockets_per_user: int
+    connections_per_address: int
 
 
 @dataclass(frozen=True)

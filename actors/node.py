@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any, Sequence
 
 import pykka
 
 from actors.messages import CloseAll, PushFrame, ToUser
 from actors.notifications import NotificationActor
+from actors.rate_limit import RateLimiter
 from actors.router import Broadcast, ConnectedCount, RouterActor
 from actors.user import UserActor
 from protocol import frames
@@ -47,11 +49,15 @@ class Node:
         self.limits = limits_of(settings)
         self.auth_secret = settings.auth.secret
         self.like_group_seconds = settings.notify.like_group_seconds
+        rates = settings.limits
+        self.new_rate_limiter = partial(
+            RateLimiter, rates.frames_per_second, rates.frame_burst, rates.rate_limit_strikes
+        )
         batch, lanes = settings.limits.write_batch, storage.engine.write_lanes
         self.message_writer = Batcher("messages", storage.store_messages, batch, lanes)
         self.delivery_writer = Batcher("deliveries", self._store_deliveries, batch, lanes)
         self.summary_reader = Batcher("connect summaries", storage.connect_summaries, batch, lanes)
-        self.router = RouterActor.start(self._start_user_actor)
+        self.router = RouterActor.start(self._start_user_actor, settings.limits.sockets_per_user)
         self.notifier = NotificationActor.start(
             self, settings.notify.fanout_batch, settings.notify.fanout_concurrency
         )

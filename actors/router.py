@@ -52,9 +52,10 @@ class RouterActor(GeventActor):
     # 1,500 messages a second while storage kept up with 5,000 (see README, Performance).
     fairness_batch = None
 
-    def __init__(self, start_user_actor: Callable[[int], pykka.ActorRef]):
+    def __init__(self, start_user_actor: Callable[[int], pykka.ActorRef], sockets_per_user: int):
         super().__init__()
         self._start_user_actor = start_user_actor
+        self._sockets_per_user = sockets_per_user
         self._routes: dict[int, _Route] = {}
 
     def on_receive(self, message: Any) -> Any:
@@ -78,8 +79,11 @@ class RouterActor(GeventActor):
                 log.warning("router: unexpected message %r", message)
         return None
 
-    def _attach(self, message: AttachSocket) -> pykka.ActorRef:
+    def _attach(self, message: AttachSocket) -> pykka.ActorRef | None:
+        """The user's actor, which now owns the socket; None if the user already has all the sockets allowed."""
         route = self._routes.get(message.user_id)
+        if route is not None and len(route.sockets) >= self._sockets_per_user:
+            return None
         if route is None or not route.actor.is_alive():
             route = self._routes[message.user_id] = _Route(self._start_user_actor(message.user_id))
         route.sockets.add(message.transport.id)

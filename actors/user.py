@@ -22,6 +22,7 @@ from actors.messages import (
     ToUser,
     Transport,
 )
+from actors.rate_limit import Admission
 from actors.runtime import GeventActor
 from protocol import frames
 from protocol.frames import CloseCode, ErrorCode, FrameError
@@ -79,6 +80,7 @@ class UserActor(GeventActor):
         self._sockets: dict[int, Transport] = {}
         self._pushed: OrderedDict[int, None] = OrderedDict()  # ids of messages recently pushed here
         self._like_windows: dict[int, list[tuple[Notification, str]]] = {}  # post id -> likes held back
+        self._rate = node.new_rate_limiter()  # shared by the user's sockets on this node
         self._handlers: dict[type, Callable[[Transport, Any], None]] = {
             frames.SendMessage: self._send_message,
             frames.MarkRead: self._mark_read,
@@ -158,6 +160,10 @@ class UserActor(GeventActor):
     def _on_frame(self, transport: Transport, text: str) -> None:
         if transport.id not in self._sockets:
             return  # closed, or its connect was refused
+        admission = self._rate.admit()
+        if admission is not Admission.ADMITTED:
+            self._refuse_over_rate(transport, text, admission)
+            return
         try:
             command = frames.parse_frame(text, self._node.limits)
         except FrameError as error:
@@ -168,6 +174,16 @@ class UserActor(GeventActor):
             transport.write(frames.error_frame(ErrorCode.INTERNAL, "internal error"))
             return
         self._guarded(transport, frames.command_ref(command), self._handlers[type(command)], transport, command)
+
+    def _refuse_over_rate(self, transport: Transport, text: str, admission: Admission) -> None:
+        try:
+            ref = frames.command_ref(frames.parse_frame(text, self._node.limits))
+        except FrameError as error:
+            ref = error.ref or {}
+        transport.write(frames.error_frame(ErrorCode.RATE_LIMITED, "too many frames, slow down", ref))
+        if admission is Admission.EXCEEDED:
+            log.info("socket %s: user %s kept sending over the rate limit; closing", transport.id, self.user_id)
+            transport.close(CloseCode.RATE_LIMITED, "rate limit exceeded repeatedly")
 
     def _guarded(self, transport: Transport, ref: dict[str, Any], handler: Callable[..., None], *args: Any) -> None:
         """Run a handler, answering its failure with the contract's error code; the actor lives on."""

@@ -36,6 +36,7 @@ class CloseCode:
 
     GOING_AWAY = 1001
     UNSUPPORTED_DATA = 1003
+    POLICY_VIOLATION = 1008  # beyond the contract: a user's socket beyond `[limits] sockets_per_user`
     INTERNAL_ERROR = 1011
     MESSAGE_TOO_BIG = 1009
     TRY_AGAIN_LATER = 1013

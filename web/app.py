@@ -33,6 +33,7 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
         auth_timeout=settings.auth.timeout,
         limits=node.limits,
         send_queue_frames=settings.limits.send_queue_frames,
+        sockets_per_user=settings.limits.sockets_per_user,
     )
 
     def socket_endpoint() -> Response:

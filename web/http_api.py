@@ -11,6 +11,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import time
 from typing import Any
 
 import gevent
@@ -30,12 +31,13 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from actors import Node
 from actors.notifications import Notify, NotifyResult
 from protocol.notify import KINDS, NotifyRequestError, parse_notify_request
+from protocol.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, BadSignature, verify
 from settings import Settings
 from storage import NotFound, StorageUnavailable
 
 log = logging.getLogger(__name__)
 CORS_METHODS = "POST, GET, OPTIONS"
-CORS_HEADERS = "Content-Type, X-Notify-Secret"
+CORS_HEADERS = f"Content-Type, X-Notify-Secret, {TIMESTAMP_HEADER}, {SIGNATURE_HEADER}"
 
 
 def create_http_app(settings: Settings, node: Node) -> Flask:
@@ -51,10 +53,8 @@ def create_http_app(settings: Settings, node: Node) -> Flask:
         if not request.path.startswith("/notify/"):
             return None
         if notify_secret:
-            offered = request.headers.get("X-Notify-Secret", "").encode("utf-8")
-            if not hmac.compare_digest(offered, notify_secret):
-                return _failure(401, "missing or wrong X-Notify-Secret")
-        elif not is_loopback(request.remote_addr):
+            return _check_caller(notify_secret, settings.notify.signature_max_skew)
+        if not is_loopback(request.remote_addr):
             return _failure(403, "without [notify] secret only local callers are answered")
         return None
 
@@ -138,6 +138,31 @@ class _NodeCollector:
         for writer in (self._node.message_writer, self._node.delivery_writer):
             backlog.add_metric([writer.name], writer.backlog)
         yield backlog
+
+
+def _check_caller(secret: bytes, max_skew: float) -> tuple[Response, int] | None:
+    """With `[notify] secret` set: the caller shows the secret, or signs the request with it (protocol.signing)."""
+    offered = request.headers.get("X-Notify-Secret")
+    if offered is not None:
+        if hmac.compare_digest(offered.encode("utf-8"), secret):
+            return None
+        return _failure(401, "wrong X-Notify-Secret")
+    if request.headers.get(SIGNATURE_HEADER) is None:
+        return _failure(401, f"missing X-Notify-Secret or {SIGNATURE_HEADER}")
+    try:
+        verify(
+            secret,
+            request.method,
+            request.path,
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+            request.get_data(),
+            time.time(),
+            max_skew,
+        )
+    except BadSignature as error:
+        return _failure(401, f"bad request signature: {error}")
+    return None
 
 
 def _body_fields(max_body_bytes: int) -> dict[str, Any] | None:

@@ -17,7 +17,14 @@ from settings import Settings
 from storage import Storage, open_storage
 from web.app import create_apps
 from web.demo import seed_demo_data
-from web.websocket import CLOSE_FLUSH_TIMEOUT, ServiceWebSocketHandler
+from web.origins import allowed_origins
+from web.websocket import (
+    CLOSE_FLUSH_TIMEOUT,
+    ConnectionRegistry,
+    HandshakePolicy,
+    ServiceWebSocketHandler,
+    keep_alive,
+)
 
 log = logging.getLogger(__name__)
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (Python's default: 700)
@@ -44,8 +51,13 @@ class Service:
         self.ws_server = WSGIServer(
             (server.host, server.ws_port), ws_app, handler_class=ServiceWebSocketHandler, log=None, error_log=log
         )
-        self.ws_server.max_message_bytes = settings.limits.max_frame_bytes
-        self.ws_server.connections = set()  # every open WebSocketConnection
+        self.ws_server.handshake_policy = HandshakePolicy(
+            max_message_bytes=settings.limits.max_frame_bytes,
+            allowed_origins=allowed_origins(server.allowed_origins, server.demo, server.ws_port),
+            connections_per_address=settings.limits.connections_per_address,
+        )
+        self.ws_server.connections = ConnectionRegistry()
+        self._keep_alive: gevent.Greenlet | None = None
         self.http_server = WSGIServer(
             (server.host, server.http_port), http_app, handler_class=WSGIHandler, log=None, error_log=log
         )
@@ -63,6 +75,8 @@ class Service:
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         self.ws_server.start()
         self.http_server.start()
+        if self.settings.server.ping_interval:
+            self._keep_alive = gevent.spawn(keep_alive, self.ws_server.connections, self.settings.server.ping_interval)
         log.info(
             "serving WebSocket on %s:%s and HTTP on %s:%s (database: %s%s)",
             self.settings.server.host,
@@ -94,6 +108,8 @@ class Service:
     def stop(self) -> None:
         """Stop accepting, store what is in flight, close every socket with 1001, then exit."""
         timeout = self.settings.server.drain_timeout
+        if self._keep_alive is not None:
+            self._keep_alive.kill()
         self.ws_server.close()
         self.http_server.close()
         self.node.shutdown(timeout)

@@ -31,6 +31,7 @@ class SocketPolicy:
     auth_timeout: float
     limits: frames.Limits
     send_queue_frames: int
+    sockets_per_user: int
 
 
 class SocketSession:
@@ -81,6 +82,16 @@ class SocketSession:
         except pykka.Timeout:
             log.error("socket %s: router did not answer within %.0f s", self.transport.id, ATTACH_TIMEOUT)
             self.transport.close(CloseCode.TRY_AGAIN_LATER, "server busy")
+            return
+        if actor is None:
+            limit = self._policy.sockets_per_user
+            self.transport.write(
+                frames.error_frame(ErrorCode.RATE_LIMITED, f"this user already has {limit} open sockets", {"type": "connect"})
+            )
+            self.transport.close(CloseCode.POLICY_VIOLATION, "too many sockets for this user")
+            return
+        if self.transport.closing:  # the connection ended while the router answered
+            self._node.router.tell(DetachSocket(user_id, self.transport))
             return
         self._user_id, self._actor = user_id, actor
         log.debug("socket %s (%s): user %s connected", self.transport.id, self.transport.peer, user_id)

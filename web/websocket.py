@@ -9,6 +9,11 @@ watches the socket with a libev watcher; when bytes arrive, a pooled
 greenlet reads them, decodes the frames (`web.framing`) and gives each
 message to its listener. All writes, pongs and close frames included, go
 through the connection's `SocketTransport`.
+
+The handshake refuses a browser page whose `Origin` is not allowed (403) and
+a client address over its connection cap (429). `keep_alive` pings every
+connection at an interval and drops those that answered nothing since the
+previous ping: a peer that vanished without a close frame.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import base64
 import hashlib
 import logging
 import socket
-from typing import Protocol
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterator, Protocol
 
 import gevent
 from gevent.monkey import get_original
@@ -38,6 +46,7 @@ from web.framing import (
     parse_close,
 )
 from web.headers import read_headers
+from web.origins import origin_allowed
 from web.transport import SocketTransport
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,52 @@ RECEIVE_BYTES = 64 * 1024
 CLOSE_FLUSH_TIMEOUT = 2.0
 NO_STATUS = 1005
 _READ = 1
+
+
+@dataclass(frozen=True)
+class HandshakePolicy:
+    """What `ServiceWebSocketHandler` checks and sets up, carried by its server as `handshake_policy`."""
+
+    max_message_bytes: int
+    allowed_origins: frozenset[str]  # see web.origins
+    connections_per_address: int  # 0: no cap
+
+
+class ConnectionRegistry:
+    """The open connections of a server, counted by client address (for the per-address cap)."""
+
+    def __init__(self) -> None:
+        self._connections: set[WebSocketConnection] = set()
+        self._per_address: Counter[str] = Counter()
+
+    def add(self, connection: WebSocketConnection) -> None:
+        if connection not in self._connections:
+            self._connections.add(connection)
+            self._per_address[connection.peer] += 1
+
+    def discard(self, connection: WebSocketConnection) -> None:
+        if connection in self._connections:
+            self._connections.discard(connection)
+            self._per_address[connection.peer] -= 1
+            if not self._per_address[connection.peer]:
+                del self._per_address[connection.peer]
+
+    def from_address(self, peer: str) -> int:
+        return self._per_address.get(peer, 0)
+
+    def __iter__(self) -> Iterator[WebSocketConnection]:
+        return iter(list(self._connections))
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+
+def keep_alive(registry: ConnectionRegistry, interval: float) -> None:
+    """Forever: every `interval` seconds ping each connection, and drop those silent since the last ping."""
+    while True:
+        gevent.sleep(interval)
+        for connection in registry:
+            connection.ping_or_drop()
 
 
 class Listener(Protocol):
@@ -63,10 +118,10 @@ class WebSocketConnection:
 
     __slots__ = (
         "transport", "peer", "_socket", "_already_read", "_decoder", "_listener", "_watcher", "_registry",
-        "_finished", "_discarding",
+        "_finished", "_discarding", "_heard_at", "_pinged_at",
     )  # fmt: skip
 
-    def __init__(self, peer: str, max_message_bytes: int, registry: set[WebSocketConnection]):
+    def __init__(self, peer: str, max_message_bytes: int, registry: ConnectionRegistry):
         self.peer = peer
         self.transport: SocketTransport | None = None  # set by accept()
         self._socket: RawSocket | None = None  # set by adopt()
@@ -77,6 +132,8 @@ class WebSocketConnection:
         self._registry = registry
         self._finished = False
         self._discarding = False  # after a framing error: read only to see the end of the stream
+        self._heard_at = time.monotonic()  # when bytes last arrived
+        self._pinged_at: float | None = None
 
     def adopt(self, sock: RawSocket, already_read: bytes) -> None:
         """Own `sock`; `already_read` is what the handshake's reader had buffered past the request."""
@@ -119,6 +176,7 @@ class WebSocketConnection:
         if not data:
             self._finish()
             return
+        self._heard_at = time.monotonic()
         try:
             if not self._discarding:
                 self._dispatch(data)
@@ -127,6 +185,18 @@ class WebSocketConnection:
             self._fail(CloseCode.INTERNAL_ERROR, "internal error")
         if not self._finished:
             self._watcher.start(self._on_readable)
+
+    def ping_or_drop(self) -> None:
+        """Drop the connection if nothing came since the previous ping, else ping it (see `keep_alive`)."""
+        if self._finished or self.transport is None:
+            return
+        if self._pinged_at is not None and self._heard_at < self._pinged_at:
+            log.info("socket %s (%s): no answer to a ping; dropping the connection", self.transport.id, self.peer)
+            self.transport.abandon()  # the peer is gone: nothing queued will reach it
+            self._finish()
+            return
+        self._pinged_at = time.monotonic()
+        self.transport.send_control(OPCODE_PING, b"")
 
     def _dispatch(self, data: bytes) -> None:
         try:
@@ -192,8 +262,9 @@ class WebSocketConnection:
 class ServiceWebSocketHandler(WebSocketHandler):
     """gevent-websocket's handler, ending in a `WebSocketConnection` that owns the socket.
 
-    The server carries `max_message_bytes` and `connections` (the set of open
-    connections, for shutdown and metrics); see `web.service`.
+    The server carries `handshake_policy` and `connections` (a
+    `ConnectionRegistry`, for the per-address cap, shutdown and metrics);
+    see `web.service`.
     """
 
     def __init__(self, sock: socket.socket, address: tuple, server: object, rfile: object = None):
@@ -206,6 +277,17 @@ class ServiceWebSocketHandler(WebSocketHandler):
         return read_headers(rfile)
 
     def upgrade_connection(self):
+        policy: HandshakePolicy = self.server.handshake_policy
+        peer = self.client_address[0] if self.client_address else "?"
+        if not origin_allowed(self.environ.get("HTTP_ORIGIN"), policy.allowed_origins):
+            log.info("refused a WebSocket from %s: origin %.200r is not allowed", peer, self.environ.get("HTTP_ORIGIN"))
+            self.start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"This origin may not open a WebSocket here ([server] allowed_origins)."]
+        cap = policy.connections_per_address
+        if cap and self.server.connections.from_address(peer) >= cap:
+            log.info("refused a WebSocket from %s: it already has %d connections", peer, cap)
+            self.start_response("429 Too Many Requests", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"Too many connections from this address ([limits] connections_per_address)."]
         version = self.environ.get("HTTP_SEC_WEBSOCKET_VERSION")
         if version not in self.SUPPORTED_VERSIONS:
             self.start_response("400 Bad Request", [("Sec-WebSocket-Version", ", ".join(self.SUPPORTED_VERSIONS))])
@@ -221,8 +303,7 @@ class ServiceWebSocketHandler(WebSocketHandler):
 
         # small frames go out at once: without this, Nagle holds a frame back until the previous one is acked
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        peer = self.client_address[0] if self.client_address else "?"
-        self.websocket = WebSocketConnection(peer, self.server.max_message_bytes, self.server.connections)
+        self.websocket = WebSocketConnection(peer, policy.max_message_bytes, self.server.connections)
         self.environ.update({"wsgi.websocket_version": version, "wsgi.websocket": self.websocket})
         accept = base64.b64encode(hashlib.sha1((key + HANDSHAKE_GUID).encode("latin-1")).digest()).decode("latin-1")
         self.start_response(

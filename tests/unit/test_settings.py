@@ -65,6 +65,22 @@ def test_defaults_match_the_contract(config):
     assert settings.log.level == "info"
 
 
+def test_hardening_defaults(config):
+    settings = load(config(""))
+    assert settings.server.allowed_origins == ""  # no web page may open a socket until listed
+    assert settings.server.ping_interval == 25
+    assert settings.notify.signature_max_skew == 300
+    limits = settings.limits
+    assert (limits.frames_per_second, limits.frame_burst, limits.rate_limit_strikes) == (500, 5000, 100)
+    assert limits.sockets_per_user == 20
+    assert limits.connections_per_address == 0  # no cap: behind a proxy every client shares one address
+
+
+def test_zero_turns_off_pings_and_the_address_cap(config):
+    settings = load(config("[server]\nping_interval = 0\n[limits]\nconnections_per_address = 0\n"))
+    assert settings.server.ping_interval == 0 and settings.limits.connections_per_address == 0
+
+
 def test_without_a_path_and_without_config_ini_in_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     settings = load(None)
@@ -165,6 +181,14 @@ def test_booleans(config, raw, expected):
         ("REALTIME_LIMITS_MAX_FRAME_BYTES", "0", "[limits] max_frame_bytes"),
         ("REALTIME_LIMITS_MAX_CONTENT_CHARS", "lots", "[limits] max_content_chars"),
         ("REALTIME_LOG_LEVEL", "verbose", "[log] level"),
+        ("REALTIME_SERVER_PING_INTERVAL", "-1", "[server] ping_interval"),
+        ("REALTIME_SERVER_PING_INTERVAL", "inf", "[server] ping_interval"),
+        ("REALTIME_NOTIFY_SIGNATURE_MAX_SKEW", "0", "[notify] signature_max_skew"),
+        ("REALTIME_LIMITS_FRAMES_PER_SECOND", "0", "[limits] frames_per_second"),
+        ("REALTIME_LIMITS_FRAME_BURST", "0.5", "[limits] frame_burst"),
+        ("REALTIME_LIMITS_RATE_LIMIT_STRIKES", "0", "[limits] rate_limit_strikes"),
+        ("REALTIME_LIMITS_SOCKETS_PER_USER", "0", "[limits] sockets_per_user"),
+        ("REALTIME_LIMITS_CONNECTIONS_PER_ADDRESS", "-1", "[limits] connections_per_address"),
     ],
 )
 def test_invalid_environment_value(config, name, raw, named):
