@@ -29,6 +29,8 @@ def verify_token(secret: str, token: str | None) -> int:
         )
     except jwt.PyJWTError as error:
         raise InvalidToken(str(error)) from None
+    except UnicodeError:  # a JSON string may hold a lone surrogate, which PyJWT cannot encode
+        raise InvalidToken("the token is not valid text") from None
     subject = claims["sub"]
     user_id = id_from_text(subject) if isinstance(subject, str) else subject
     if type(user_id) is not int or not 1 <= user_id <= MAX_ID:

@@ -75,6 +75,11 @@ def test_extra_claims_are_ignored():
 # ------------------------------------------------------------ rejected
 
 
+def test_a_token_with_a_lone_surrogate_is_invalid_not_a_crash():
+    with pytest.raises(InvalidToken, match="not valid text"):
+        verify_token(SECRET, mint_token(SECRET, 7) + "\ud800")
+
+
 def test_missing_exp():
     assert_invalid(signed({"sub": "7"}))
 
