@@ -82,10 +82,10 @@ class RouterActor(GeventActor):
     def _attach(self, message: AttachSocket) -> pykka.ActorRef | None:
         """The user's actor, which now owns the socket; None if the user already has all the sockets allowed."""
         route = self._routes.get(message.user_id)
-        if route is not None and len(route.sockets) >= self._sockets_per_user:
-            return None
         if route is None or not route.actor.is_alive():
             route = self._routes[message.user_id] = _Route(self._start_user_actor(message.user_id))
+        elif len(route.sockets) >= self._sockets_per_user:
+            return None
         route.sockets.add(message.transport.id)
         route.actor.tell(message)
         return route.actor

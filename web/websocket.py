@@ -55,6 +55,7 @@ HANDSHAKE_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 READ_BUFFER_BYTES = 1024  # the handshake's reader; frames are read in RECEIVE_BYTES reads afterwards
 RECEIVE_BYTES = 64 * 1024
 CLOSE_FLUSH_TIMEOUT = 2.0
+PINGS_PER_TURN = 256
 NO_STATUS = 1005
 _READ = 1
 
@@ -101,8 +102,10 @@ def keep_alive(registry: ConnectionRegistry, interval: float) -> None:
     """Forever: every `interval` seconds ping each connection, and drop those silent since the last ping."""
     while True:
         gevent.sleep(interval)
-        for connection in registry:
+        for count, connection in enumerate(registry, 1):
             connection.ping_or_drop()
+            if count % PINGS_PER_TURN == 0:
+                gevent.sleep(0)  # ten thousand pings at once would hold up chat for a noticeable moment
 
 
 class Listener(Protocol):
