@@ -1,16 +1,44 @@
 #!/usr/bin/env bash
-# Install the system packages the integration tests need (MariaDB server and
-# client). Idempotent: returns immediately when mariadbd is already present.
+# Install the system packages the tests need, from Debian's packages.
+# Usage: scripts/install-system-deps.sh [mariadb] [chromium] [node]   (no argument: mariadb)
+#   mariadb   MariaDB server and client, for the integration tests on MySQL/MariaDB
+#   chromium  headless Chromium at /usr/bin/chromium, for the browser tests (tests/test_browser.py)
+#   node      Node.js, for the browser client's unit tests (tests/js)
+# Idempotent: installs only what is missing, and returns at once when nothing is.
 set -euo pipefail
 
-if command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; then
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(mariadb)
+
+packages=()
+for part in "${parts[@]}"; do
+    case "$part" in
+        mariadb)
+            if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+                packages+=(mariadb-server mariadb-client)
+            fi
+            ;;
+        chromium)
+            [ -x /usr/bin/chromium ] || packages+=(chromium)
+            ;;
+        node)
+            command -v node >/dev/null 2>&1 || packages+=(nodejs)
+            ;;
+        *)
+            echo "error: unknown part '$part' (mariadb, chromium or node)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+if [ ${#packages[@]} -eq 0 ]; then
     exit 0
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "error: mariadbd not found and not running as root." >&2
+    echo "error: missing ${packages[*]} and not running as root." >&2
     echo "Run as root, or install manually:" >&2
-    echo "  apt-get update && apt-get install -y --no-install-recommends mariadb-server mariadb-client" >&2
+    echo "  apt-get update && apt-get install -y --no-install-recommends ${packages[*]}" >&2
     exit 1
 fi
 
@@ -18,4 +46,4 @@ export DEBIAN_FRONTEND=noninteractive
 # Wait for a concurrently running apt/dpkg instead of failing on its lock.
 apt_opts=(-o DPkg::Lock::Timeout=600)
 apt-get "${apt_opts[@]}" update
-apt-get "${apt_opts[@]}" install -y --no-install-recommends mariadb-server mariadb-client
+apt-get "${apt_opts[@]}" install -y --no-install-recommends "${packages[@]}"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Run the whole test suite: installs the Python dependencies and MariaDB if missing, then pytest.
-# Extra arguments go to pytest (e.g. -k chat, -x). REALTIME_TEST_BACKENDS=sqlite skips MariaDB.
+# Run the whole test suite: installs the Python dependencies, and Chromium, Node.js and MariaDB if
+# missing, then pytest. Extra arguments go to pytest (e.g. -k chat, -x). REALTIME_TEST_BACKENDS=sqlite skips MariaDB.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh requirements-dev.txt || exit 1
+system_deps=(chromium node)
 if [[ ",${REALTIME_TEST_BACKENDS:-sqlite,mysql}," == *",mysql,"* ]]; then
-  scripts/install-system-deps.sh || exit 1
+  system_deps+=(mariadb)
 fi
+scripts/install-system-deps.sh "${system_deps[@]}" || exit 1
 .venv/bin/python -m pytest "$@"
 status=$?
 if [ "$status" -eq 5 ]; then

@@ -7,8 +7,9 @@ so tests and the service assemble them the same way.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from flask import Flask, Response, abort, jsonify, request
+from flask import Flask, Response, abort, jsonify, request, send_from_directory
 
 from actors import Node
 from protocol.frames import id_from_text
@@ -19,6 +20,8 @@ from web.sockets import SocketPolicy, SocketSession
 
 log = logging.getLogger(__name__)
 DEMO_TOKEN_TTL_SECONDS = 12 * 3600
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # realtime.js (always) and the demo page's files
+DEMO_PAGE = "demo.html"
 
 
 def create_apps(settings: Settings, node: Node) -> tuple[Flask, Flask]:
@@ -27,7 +30,7 @@ def create_apps(settings: Settings, node: Node) -> tuple[Flask, Flask]:
 
 
 def _create_ws_app(settings: Settings, node: Node) -> Flask:
-    app = Flask("realtime.ws")
+    app = Flask("realtime.ws", static_folder=STATIC_DIR, static_url_path="/static")
     policy = SocketPolicy(
         auth_secret=settings.auth.secret,
         auth_timeout=settings.auth.timeout,
@@ -41,6 +44,8 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
         return Response()
 
     def plain_get() -> Response:
+        if settings.server.demo and request.path == "/":
+            return send_from_directory(STATIC_DIR, DEMO_PAGE)
         return Response(
             "This is the real-time messaging WebSocket endpoint; connect with a WebSocket client.\n",
             status=426,
@@ -57,7 +62,7 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
 
 
 def _add_demo_routes(app: Flask, settings: Settings, node: Node) -> None:
-    """Demo mode only: local pages list the demo users and obtain tokens for them."""
+    """Demo mode only: local pages list the demo users, obtain tokens for them and find the notify API."""
 
     @app.before_request
     def loopback_only() -> None:
@@ -68,6 +73,11 @@ def _add_demo_routes(app: Flask, settings: Settings, node: Node) -> None:
     def demo_users() -> Response:
         users = node.storage.list_users()
         return jsonify({"users": [{"id": user_id, "username": name} for user_id, name in users]})
+
+    @app.get("/demo/config")
+    def demo_config() -> Response:
+        """What the demo page cannot know from its own address: where the notify API listens."""
+        return jsonify({"httpPort": settings.server.http_port})
 
     @app.get("/demo/token")
     def demo_token() -> Response:

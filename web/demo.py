@@ -5,7 +5,9 @@ from __future__ import annotations
 from storage import Storage
 
 DEMO_USERS = [(1, "alice"), (2, "bob"), (3, "carol"), (4, "dave"), (5, "erin")]
-DEMO_FOLLOWS = [(follower, followee) for follower, _ in DEMO_USERS for followee, _ in DEMO_USERS if follower != followee]
+DEMO_FOLLOWS = [
+    (follower, followee) for follower, _ in DEMO_USERS for followee, _ in DEMO_USERS if follower != followee
+]
 DEMO_POSTS = [(100 + user_id, user_id) for user_id, _ in DEMO_USERS]  # post 10N belongs to user N
 
 

@@ -1,0 +1,327 @@
+"""The browser client (web/static/realtime.js) and the demo page, end to end.
+
+Debian's headless Chromium, driven by Playwright, loads the demo page from a
+real service in demo mode (`/?user=N`, served on the WebSocket port, whose
+origin demo mode allows) and uses it as a person would: typing, clicking,
+reading ticks and badges. The client's pure parts and classes have unit tests
+in tests/js, run here with Node's own test runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+
+from tests.conftest import ServerFactory
+from tests.server import REPO_ROOT, ServerProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+EXPECT_TIMEOUT_MS = 15_000  # how long an expectation on the page may take to come true
+RECONNECT_TIMEOUT_MS = 45_000  # a restart, then backoff attempts of up to 4 s, then the resend
+ALICE, BOB, CAROL = 1, 2, 3  # demo users; post 10N belongs to user N
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (scripts/install-system-deps.sh chromium installs it)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+ContextFactory = Callable[..., BrowserContext]
+
+
+@pytest.fixture
+def new_context(browser: Browser) -> Iterator[ContextFactory]:
+    """`new_context(**options)`: a fresh browser profile (its own storage, like another person's browser),
+    closed after the test so no page keeps reconnecting to a server that is gone."""
+    made: list[BrowserContext] = []
+
+    def make(**options: Any) -> BrowserContext:
+        made.append(browser.new_context(**options))
+        return made[-1]
+
+    yield make
+    for context in made:
+        context.close()
+
+
+@pytest.fixture
+def demo_server(make_server: ServerFactory) -> ServerProcess:
+    return make_server().start("--demo")
+
+
+class DemoPage:
+    """The demo page of one user in one tab; JavaScript errors on it fail the test."""
+
+    def __init__(self, context: BrowserContext, server: ServerProcess, user_id: int, with_user: int | None = None):
+        self.page: Page = context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        query = f"?user={user_id}" + (f"&with={with_user}" if with_user else "")
+        self.page.goto(f"http://127.0.0.1:{server.ws_port}/{query}")
+        self.expect_connected()
+
+    @property
+    def state(self) -> Locator:
+        return self.page.locator("#connection-state")
+
+    @property
+    def badge(self) -> Locator:
+        return self.page.locator("#bell-count")
+
+    @property
+    def alert_role(self) -> Locator:
+        return self.page.locator("#alert-role")
+
+    @property
+    def body(self) -> Locator:
+        return self.page.locator("body")
+
+    def expect_connected(self, timeout: float = EXPECT_TIMEOUT_MS) -> None:
+        expect(self.state).to_have_attribute("data-state", "connected", timeout=timeout)
+
+    def conversation(self, user_id: int) -> Locator:
+        return self.page.locator(f'.conversation[data-user-id="{user_id}"]')
+
+    def open_conversation(self, user_id: int) -> None:
+        self.conversation(user_id).get_by_role("button").click()
+
+    def send(self, text: str) -> None:
+        self.page.locator("#composer-input").fill(text)
+        self.page.locator("#composer-input").press("Enter")
+
+    def bubbles(self, text: str) -> Locator:
+        """The chat pane's messages with exactly this text."""
+        return self.page.locator(".message").filter(has=self.page.locator(".message-text", has_text=text))
+
+    def assert_no_errors(self) -> None:
+        assert self.errors == [], self.errors
+
+
+def notify(server: ServerProcess, kind: str, **fields: int) -> dict:
+    """Call the notify API as the main web application does."""
+    request = urllib.request.Request(
+        f"{server.http_url}/notify/{kind}",
+        data=json.dumps(fields).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return json.loads(response.read())
+
+
+def get_from_ws_port(server: ServerProcess, path: str) -> tuple[int, str, str]:
+    """A plain GET on the WebSocket port: (status, Content-Type, body)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.ws_port}{path}", timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read().decode()
+
+
+def freeze(server: ServerProcess) -> None:
+    """SIGSTOP the service and wait until it is stopped: its sockets stay open, nothing is read or answered."""
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    _, status = os.waitpid(server.process.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status), status
+
+
+def save_screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot of the demo page: {path}")
+    return path
+
+
+# ---------------------------------------------------------------- what the WebSocket port serves
+
+
+def test_the_client_is_served_outside_demo_mode_where_the_root_still_answers_426(server: ServerProcess) -> None:
+    status, content_type, body = get_from_ws_port(server, "/static/realtime.js")
+    assert (status, content_type) == (200, "text/javascript; charset=utf-8")
+    assert "class RealtimeClient" in body and "module.exports" in body
+    assert get_from_ws_port(server, "/")[0] == 426
+    assert get_from_ws_port(server, "/demo/config")[0] == 404
+
+
+def test_demo_mode_serves_the_page_its_assets_and_where_the_notify_api_is(demo_server: ServerProcess) -> None:
+    status, content_type, page = get_from_ws_port(demo_server, "/")
+    assert (status, content_type) == (200, "text/html; charset=utf-8")
+    # everything the page loads comes from the service itself: it works offline
+    assert sorted(re.findall(r'(?:src|href)="([^"]*)"', page)) == [
+        "/static/demo.css",
+        "/static/demo.js",
+        "/static/realtime.js",
+        "data:,",
+    ]
+    for asset in ("/static/demo.css", "/static/demo.js"):
+        assert get_from_ws_port(demo_server, asset)[0] == 200
+    stylesheet = get_from_ws_port(demo_server, "/static/demo.css")[2]
+    assert "url(" not in stylesheet and "@import" not in stylesheet
+    status, _, config = get_from_ws_port(demo_server, "/demo/config")
+    assert (status, json.loads(config)) == (200, {"httpPort": demo_server.http_port})
+    assert get_from_ws_port(demo_server, "/ws")[0] == 426
+
+
+# ---------------------------------------------------------------- the demo page in Chromium
+
+
+@needs_chromium
+def test_a_message_typed_by_one_user_reaches_the_other_and_ticks_go_sent_delivered_read(
+    demo_server: ServerProcess, new_context: ContextFactory, backend: str
+) -> None:
+    alice = DemoPage(new_context(viewport={"width": 1280, "height": 760}), demo_server, ALICE, with_user=BOB)
+    alice.send("hello bob")
+    mine = alice.bubbles("hello bob")
+    # bob has no socket yet: stored, not delivered
+    expect(mine).to_have_attribute("data-status", "sent")
+
+    bob = DemoPage(new_context(), demo_server, BOB)
+    expect(mine).to_have_attribute("data-status", "delivered")
+    expect(bob.conversation(ALICE).locator(".conversation-preview")).to_have_text("hello bob")
+    expect(bob.conversation(ALICE).locator(".unread-count")).to_have_text("1")
+
+    bob.open_conversation(ALICE)
+    expect(bob.bubbles("hello bob")).to_have_count(1)
+    expect(mine).to_have_attribute("data-status", "read")
+    expect(bob.conversation(ALICE).locator(".unread-count")).to_be_hidden()
+
+    # both have the conversation open now: a reply is read as it arrives
+    bob.send("hi alice, got it")
+    expect(alice.bubbles("hi alice, got it")).to_have_count(1)
+    expect(bob.bubbles("hi alice, got it")).to_have_attribute("data-status", "read")
+    expect(mine).to_have_count(1)
+
+    alice.page.locator("#simulate-like").click()
+    expect(alice.badge).to_have_text("1")
+    alice.page.locator("#bell").click()
+    save_screenshot(alice.page, f"demo-page-{backend}.png")
+    alice.assert_no_errors()
+    bob.assert_no_errors()
+
+
+@needs_chromium
+def test_a_like_over_http_raises_the_owners_badge_and_reading_it_clears_it(
+    demo_server: ServerProcess, new_context: ContextFactory
+) -> None:
+    alice = DemoPage(new_context(), demo_server, ALICE)
+    expect(alice.badge).to_be_hidden()
+
+    # "bob likes my post": the page POSTs {postId: 101, userId: 2} to the HTTP port's /notify/like
+    alice.page.locator("#simulate-like").click()
+    expect(alice.badge).to_have_text("1")
+    expect(alice.page.locator("#activity-log li").first).to_contain_text("notified 1 user, 1 online")
+
+    # the main web application calling the API directly reaches the page the same way
+    assert notify(demo_server, "like", postId=999, userId=CAROL, postOwnerId=ALICE)["online"] == 1
+    expect(alice.badge).to_have_text("2")
+
+    alice.page.locator("#bell").click()
+    liked_by_bob = alice.page.locator(".notification", has_text="bob liked your post")
+    expect(liked_by_bob).to_have_attribute("data-read", "false")
+    liked_by_bob.click()
+    expect(liked_by_bob).to_have_attribute("data-read", "true")
+    expect(alice.badge).to_have_text("1")
+    alice.page.locator("#mark-all-read").click()
+    expect(alice.badge).to_be_hidden()
+    expect(alice.page.locator('.notification[data-read="false"]')).to_have_count(0)
+    alice.assert_no_errors()
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_after_a_crash_the_page_reconnects_and_the_pending_message_arrives_exactly_once(
+    make_server: ServerFactory, new_context: ContextFactory
+) -> None:
+    server = make_server().start("--demo")
+    alice = DemoPage(new_context(), server, ALICE, with_user=BOB)
+    bob = DemoPage(new_context(), server, BOB, with_user=ALICE)
+    alice.send("before the crash")
+    expect(alice.bubbles("before the crash")).to_have_attribute("data-status", "read")
+
+    # the message leaves the page, but the server never reads it: it is pending when the process dies
+    freeze(server)
+    text = "sent while the server was down"
+    alice.send(text)
+    pending = alice.bubbles(text)
+    expect(pending).to_have_attribute("data-status", "pending")
+    server.kill()
+    expect(alice.state).to_have_attribute("data-state", "reconnecting")
+    expect(pending).to_have_attribute("data-status", "pending")
+
+    server.start("--demo")  # same ports, same database
+    alice.expect_connected(timeout=RECONNECT_TIMEOUT_MS)
+    bob.expect_connected(timeout=RECONNECT_TIMEOUT_MS)
+    expect(pending).to_have_attribute("data-status", "read", timeout=RECONNECT_TIMEOUT_MS)
+    expect(bob.bubbles(text)).to_have_count(1)
+    expect(bob.bubbles("before the crash")).to_have_count(1)
+    expect(alice.bubbles(text)).to_have_count(1)
+
+    stored = [m for m in server.storage.history(ALICE, BOB, None, 100) if m.content == text]
+    assert len(stored) == 1, stored
+    alice.assert_no_errors()
+    bob.assert_no_errors()
+
+
+@needs_chromium
+def test_with_two_tabs_of_one_user_exactly_one_alerts_and_the_other_takes_over_when_it_closes(
+    demo_server: ServerProcess, new_context: ContextFactory
+) -> None:
+    context = new_context()
+    first = DemoPage(context, demo_server, ALICE)
+    expect(first.alert_role).to_have_attribute("data-leader", "true")
+    second = DemoPage(context, demo_server, ALICE)
+    expect(second.alert_role).to_have_attribute("data-leader", "false")
+    first.page.locator("#sound-toggle").click()  # on for both tabs (saved in localStorage), from a click
+    expect(second.page.locator("#sound-toggle")).to_have_attribute("aria-pressed", "true")
+
+    notify(demo_server, "like", postId=100 + ALICE, userId=BOB)
+    # both badges count it; the alert is raised in the same turn as the badge, so the counts are final here
+    expect(first.badge).to_have_text("1")
+    expect(second.badge).to_have_text("1")
+    expect(first.body).to_have_attribute("data-alerts", "1")
+    expect(second.body).to_have_attribute("data-alerts", "0")
+
+    first.assert_no_errors()
+    first.page.close()
+    expect(second.alert_role).to_have_attribute("data-leader", "true")
+    notify(demo_server, "comment", postId=100 + ALICE, userId=CAROL, commentId=1)
+    expect(second.badge).to_have_text("2")
+    expect(second.body).to_have_attribute("data-alerts", "1")
+    second.assert_no_errors()
+
+
+# ---------------------------------------------------------------- unit tests of the client, in Node
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is missing")
+def test_client_unit_tests_pass_in_node() -> None:
+    files = sorted(str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "tests" / "js").glob("*.test.js"))
+    assert files, "no tests under tests/js"
+    result = subprocess.run(
+        ["node", "--test", *files], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
+    assert "# fail 0" in result.stdout
