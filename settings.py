@@ -161,6 +161,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     },
     "log": {
         "level": (_choice("debug", "info", "warning", "error"), "info"),
+        "format": (_choice("plain", "json"), "plain"),
     },
 }
 
@@ -233,6 +234,7 @@ class LimitSettings:
 @dataclass(frozen=True)
 class LogSettings:
     level: str
+    format: str
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 import pykka
 
+import metrics
 from actors.messages import CloseAll, PushFrame, ToUser
 from actors.notifications import NotificationActor
 from actors.rate_limit import RateLimiter
@@ -66,6 +67,16 @@ class Node:
     def now_ms() -> int:
         return int(time.time() * 1000)
 
+    def mailbox_depths(self) -> dict[str, int]:
+        """Messages waiting in the router's and the notifier's mailboxes, and in the fullest user actor's."""
+        user_actors = [ref.actor_inbox.qsize() for ref in pykka.ActorRegistry.get_by_class(UserActor)]
+        return {
+            "router": self.router.actor_inbox.qsize(),
+            "notifications": self.notifier.actor_inbox.qsize(),
+            "user_max": max(user_actors, default=0),
+            "user_total": sum(user_actors),
+        }
+
     def connected_count(self, timeout: float = 5) -> tuple[int, int]:
         """(users, sockets) connected to this node."""
         return self.router.ask(ConnectedCount(), timeout=timeout)
@@ -79,6 +90,7 @@ class Node:
 
         Marks are queued by recipient, so `delivery_writer.wait_committed(recipient_id)` covers all of theirs.
         """
+        metrics.message_delivery_seconds.observe(max(0, self.now_ms() - message.created_at) / 1000)
         self.delivery_writer.submit(message, self._announce_delivery, key=recipient_id)
 
     def shutdown(self, timeout: float) -> None:

@@ -11,6 +11,7 @@ import gevent
 from gevent.event import AsyncResult
 from gevent.pool import Pool
 
+import metrics
 from actors.messages import ConnectedAmong, NotifyUsers
 from actors.runtime import GeventActor
 from protocol.notify import NotifyRequest, display_name, notification_text
@@ -68,8 +69,12 @@ class NotificationActor(GeventActor):
         self._jobs.join()
 
     def _run(self, request: NotifyRequest, reply: AsyncResult) -> None:
+        started = time.monotonic()
         try:
-            reply.set(self._fan_out(request))
+            result = self._fan_out(request)
+            metrics.fanout_seconds.labels(request.kind).observe(time.monotonic() - started)
+            metrics.fanout_recipients.labels(request.kind).observe(result.recipients)
+            reply.set(result)
         except Exception as error:
             if not isinstance(error, NotFound):
                 log.exception("notify %s for post %s failed", request.kind, request.post_id)

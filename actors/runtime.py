@@ -18,8 +18,8 @@ from collections import deque
 from typing import Any, Callable
 
 import gevent
-from greenlet import getcurrent, greenlet
 import pykka
+from greenlet import getcurrent, greenlet
 from pykka._envelope import Envelope
 from pykka._threading import ThreadingFuture
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import gevent
 import pykka
 
+import metrics
 from actors.messages import (
     AttachSocket,
     ClientFrame,
@@ -167,18 +168,23 @@ class UserActor(GeventActor):
         try:
             command = frames.parse_frame(text, self._node.limits)
         except FrameError as error:
+            metrics.frame_received("invalid").inc()
             transport.write(frames.error_frame(error.code, error.message, error.ref))
             return
         except Exception:  # a parser bug must cost one frame, not the user's actor
             log.exception("user %s: could not parse a frame", self.user_id)
             transport.write(frames.error_frame(ErrorCode.INTERNAL, "internal error"))
             return
+        metrics.frame_received(frames.command_type(command)).inc()
         self._guarded(transport, frames.command_ref(command), self._handlers[type(command)], transport, command)
 
     def _refuse_over_rate(self, transport: Transport, text: str, admission: Admission) -> None:
         try:
-            ref = frames.command_ref(frames.parse_frame(text, self._node.limits))
+            command = frames.parse_frame(text, self._node.limits)
+            metrics.frame_received(frames.command_type(command)).inc()
+            ref = frames.command_ref(command)
         except FrameError as error:
+            metrics.frame_received("invalid").inc()
             ref = error.ref or {}
         transport.write(frames.error_frame(ErrorCode.RATE_LIMITED, "too many frames, slow down", ref))
         if admission is Admission.EXCEEDED:
@@ -219,6 +225,8 @@ class UserActor(GeventActor):
             raise stored.outcome
         result: StoreResult = stored.outcome
         message = result.message
+        if result.created:
+            metrics.message_store_seconds.observe(max(0, self._node.now_ms() - message.created_at) / 1000)
         if message is None:
             raise NotFound(f"user {stored.command.to} does not exist")
         stored.transport.write(
@@ -271,7 +279,9 @@ class UserActor(GeventActor):
             raise FrameError(ErrorCode.UNAUTHORIZED, f"invalid token: {error}") from None
         if user_id != self.user_id:
             transport.write(
-                frames.error_frame(ErrorCode.UNAUTHORIZED, "this socket is connected as another user", {"type": "connect"})
+                frames.error_frame(
+                    ErrorCode.UNAUTHORIZED, "this socket is connected as another user", {"type": "connect"}
+                )
             )
             return
         summary = self._node.connect_summary(self.user_id)

@@ -293,7 +293,33 @@ _FRAME_TYPES = {
 }
 
 
+
+
+def command_type(command: object) -> str:
+    """The frame type a parsed command came as (`message` for `SendMessage`)."""
+    return _FRAME_TYPES[type(command)]
+
+
 # ---------------------------------------------------------------- server frames
+
+_TYPE_PREFIX = '{"type":"'
+
+
+def frame_type(text: str) -> str:
+    """The `type` of a server frame made by `encode`, which always writes `type` first, read without parsing."""
+    if text.startswith(_TYPE_PREFIX):
+        end = text.find('"', len(_TYPE_PREFIX))
+        if end > 0:
+            return text[len(_TYPE_PREFIX) : end]
+    return "unknown"
+
+
+def error_code(text: str) -> str:
+    """The `code` of an `error` frame (frames counted for metrics; errors are rare, so parsing is fine)."""
+    try:
+        return str(json.loads(text).get("code", "unknown"))
+    except ValueError:
+        return "unknown"
 
 
 def iso_time(epoch_ms: int) -> str:

@@ -20,6 +20,7 @@ from typing import Callable, Generic, Sequence, TypeVar
 import gevent
 from gevent.event import AsyncResult, Event
 
+import metrics
 from storage.engine import StorageUnavailable
 
 Item = TypeVar("Item")
@@ -44,7 +45,7 @@ class Batcher(Generic[Item, Result]):
     ):
         """`flush(items)` stores items in one transaction and returns one result per item, in order."""
         self.name = name
-        self._lanes = [_Lane(f"{name}[{index}]", flush, max_batch) for index in range(lanes)]
+        self._lanes = [_Lane(name, index, flush, max_batch) for index in range(lanes)]
         self._closed = False
 
     def submit(self, item: Item, callback: Callable[[Outcome], None], key: int = 0) -> None:
@@ -85,8 +86,10 @@ class Batcher(Generic[Item, Result]):
 class _Lane(Generic[Item, Result]):
     """One pipeline: a worker that commits whatever queued up while its previous batch committed."""
 
-    def __init__(self, name: str, flush: Callable[[Sequence[Item]], Sequence[Result]], max_batch: int):
-        self.name = name
+    def __init__(self, writer: str, index: int, flush: Callable[[Sequence[Item]], Sequence[Result]], max_batch: int):
+        self.name = f"{writer}[{index}]"
+        self._seconds = metrics.batch_seconds.labels(writer)
+        self._items = metrics.batch_items.labels(writer)
         self._flush = flush
         self._max_batch = max_batch
         self._pending: deque[tuple[Item, Callable[[Outcome], None]]] = deque()
@@ -132,6 +135,7 @@ class _Lane(Generic[Item, Result]):
     def _commit(self, batch: list[tuple[Item, Callable[[Outcome], None]]]) -> None:
         items = [item for item, _ in batch]
         outcomes: Sequence[Outcome]
+        started = time.monotonic()
         try:
             outcomes = self._flush(items)
         except StorageUnavailable as error:
@@ -145,6 +149,8 @@ class _Lane(Generic[Item, Result]):
                 # one bad item must not fail its neighbours: store them one by one to isolate it
                 log.warning("%s: batch of %d failed (%s); retrying one by one", self.name, len(items), error)
                 outcomes = [self._flush_alone(item) for item in items]
+        self._seconds.observe(time.monotonic() - started)
+        self._items.observe(len(items))
         for (_, callback), outcome in zip(batch, outcomes):
             try:
                 callback(outcome)

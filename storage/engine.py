@@ -18,8 +18,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
+
+import metrics
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -81,15 +84,32 @@ class SqliteEngine:
         # A real thread-local: the pool's workers are OS threads even under monkey-patching.
         self._local = _original_thread_local()
         self._translations: dict[str, str] = {}
+        self.in_use = 0  # transactions running or waiting for a worker thread
 
     def transaction(self, work: Callable[[Session], T], write: bool = False, single_statement: bool = False) -> T:
         """Run `work` in one transaction (`single_statement` is for MySQL: SQLite always uses a transaction)."""
-        return self._threads.apply(self._run, (work, write))
+        self.in_use += 1
+        try:
+            result, error = self._threads.apply(self._run, (work, write, time.monotonic()))
+        finally:
+            self.in_use -= 1
+        if error is not None:
+            raise error
+        return result
 
     def close(self) -> None:
         self._threads.kill()
 
-    def _run(self, work: Callable[[Session], T], write: bool) -> T:
+    def _run(self, work: Callable[[Session], T], write: bool, submitted: float) -> tuple[T | None, Exception | None]:
+        """(result, None) or (None, the exception): an exception escaping a worker thread would be printed
+        by gevent's hub to stderr, outside logging, even though the caller handles it."""
+        metrics.db_pool_wait_seconds.observe(time.monotonic() - submitted)  # waiting for a free worker thread
+        try:
+            return self._transaction(work, write), None
+        except Exception as error:
+            return None, error
+
+    def _transaction(self, work: Callable[[Session], T], write: bool) -> T:
         connection = self._connection()
         cursor = connection.cursor()
         try:
@@ -100,6 +120,7 @@ class SqliteEngine:
         except BaseException as error:
             connection.rollback()
             if isinstance(error, sqlite3.OperationalError) and _sqlite_unavailable(error):
+                metrics.db_errors.inc()
                 raise StorageUnavailable(f"sqlite: {error}") from error
             raise
         finally:
@@ -168,6 +189,7 @@ class MysqlEngine:
             write_timeout=30,
             init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         )
+        self.in_use = 0  # transactions holding or waiting for a pooled connection
         self.supports_returning = self.transaction(_server_supports_returning)
         self.write_lanes = write_lanes
 
@@ -181,11 +203,21 @@ class MysqlEngine:
         failure after a write statement was sent is never retried.
         """
         atomic = write and not single_statement
+        self.in_use += 1
+        try:
+            return self._transaction(work, atomic)
+        finally:
+            self.in_use -= 1
+
+    def _transaction(self, work: Callable[[Session], T], atomic: bool) -> T:
         for attempt in range(2):
+            waited_from = time.monotonic()
             try:
                 connection = self._pool.connection()
             except self._errors.MySQLError as error:
+                metrics.db_errors.inc()
                 raise StorageUnavailable(f"mysql: {error}") from error
+            metrics.db_pool_wait_seconds.observe(time.monotonic() - waited_from)
             cursor = connection.cursor()
             session = Session(cursor, _same)
             committing = False
@@ -206,6 +238,7 @@ class MysqlEngine:
                 if not isinstance(error, (self._errors.OperationalError, self._errors.InterfaceError)):
                     raise
                 if attempt or committing or (session.wrote and not atomic):
+                    metrics.db_errors.inc()
                     raise StorageUnavailable(f"mysql: {error}") from error
                 log.info("mysql: retrying on a fresh connection after: %s", error)
             finally:

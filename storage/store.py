@@ -158,7 +158,9 @@ class Storage:
 
     def list_users(self, limit: int = 100) -> list[tuple[int, str]]:
         return self.engine.transaction(
-            lambda s: [(int(i), name) for i, name in s.query("SELECT id, username FROM users ORDER BY id LIMIT %s", (limit,))]
+            lambda s: [
+                (int(i), name) for i, name in s.query("SELECT id, username FROM users ORDER BY id LIMIT %s", (limit,))
+            ]
         )
 
     def _insert_missing(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
@@ -211,7 +213,13 @@ class Storage:
         for index, message_id in zip(fresh, ids):
             draft = drafts[index]
             message = Message(
-                message_id, draft.sender_id, draft.recipient_id, draft.content, draft.client_msg_id, draft.created_at, "sent"
+                message_id,
+                draft.sender_id,
+                draft.recipient_id,
+                draft.content,
+                draft.client_msg_id,
+                draft.created_at,
+                "sent",
             )
             results[index] = StoreResult(message=message, created=True)
         for index, earlier in repeats:
@@ -365,7 +373,9 @@ class Storage:
             )
             summaries = {
                 int(user_id): ConnectSummary(
-                    int(messages), int(notifications), _undelivered(session, user_id, 0, BACKLOG_PAGE) if messages else []
+                    int(messages),
+                    int(notifications),
+                    _undelivered(session, user_id, 0, BACKLOG_PAGE) if messages else [],
                 )
                 for user_id, messages, notifications in rows
             }

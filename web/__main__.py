@@ -9,6 +9,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 
 from settings import ConfigError, load_settings  # noqa: E402
+from web.logs import configure_logging  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,10 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log.level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("geventwebsocket.handler").setLevel(logging.WARNING)  # one line per request is noise
+    configure_logging(settings.log.level, settings.log.format)
     logging.getLogger(__name__).info("effective configuration: %s", settings.redacted())
 
     from storage import StorageUnavailable

@@ -28,6 +28,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+import metrics
 from actors import Node
 from actors.notifications import Notify, NotifyResult
 from protocol.notify import KINDS, NotifyRequestError, parse_notify_request
@@ -115,10 +116,12 @@ def create_http_app(settings: Settings, node: Node) -> Flask:
     registry = CollectorRegistry()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
         collector(registry=registry)
+    for metric in metrics.ALL:
+        registry.register(metric)
     registry.register(_NodeCollector(node))
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    def prometheus_metrics() -> Response:
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
     return app
@@ -135,9 +138,22 @@ class _NodeCollector:
         yield GaugeMetricFamily("realtime_connected_users", "Users with an open socket on this node", value=users)
         yield GaugeMetricFamily("realtime_open_sockets", "Authenticated sockets open on this node", value=sockets)
         backlog = GaugeMetricFamily("realtime_write_backlog", "Rows waiting for a group commit", labels=["writer"])
-        for writer in (self._node.message_writer, self._node.delivery_writer):
+        for writer in (self._node.message_writer, self._node.delivery_writer, self._node.summary_reader):
             backlog.add_metric([writer.name], writer.backlog)
         yield backlog
+        yield GaugeMetricFamily(
+            "realtime_db_in_use",
+            "Database transactions holding or waiting for a connection",
+            value=self._node.storage.engine.in_use,
+        )
+        depths = GaugeMetricFamily(
+            "realtime_mailbox_depth",
+            "Messages waiting in actor mailboxes; for user actors the deepest one",
+            labels=["actor"],
+        )
+        for name, depth in self._node.mailbox_depths().items():
+            depths.add_metric([name], depth)
+        yield depths
 
 
 def _check_caller(secret: bytes, max_skew: float) -> tuple[Response, int] | None:

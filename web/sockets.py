@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import gevent
 import pykka
 
+import metrics
 from actors import Node
 from actors.messages import AttachSocket, ClientFrame, DetachSocket
 from protocol import frames
@@ -85,9 +86,8 @@ class SocketSession:
             return
         if actor is None:
             limit = self._policy.sockets_per_user
-            self.transport.write(
-                frames.error_frame(ErrorCode.RATE_LIMITED, f"this user already has {limit} open sockets", {"type": "connect"})
-            )
+            refusal = f"this user already has {limit} open sockets"
+            self.transport.write(frames.error_frame(ErrorCode.RATE_LIMITED, refusal, {"type": "connect"}))
             self.transport.close(CloseCode.POLICY_VIOLATION, "too many sockets for this user")
             return
         if self.transport.closing:  # the connection ended while the router answered
@@ -101,11 +101,14 @@ class SocketSession:
         ref: dict = {}
         try:
             command = frames.parse_frame(text, self._policy.limits)
+            metrics.frame_received(frames.command_type(command)).inc()
             ref = frames.command_ref(command)
             if not isinstance(command, frames.Connect):
                 raise FrameError(ErrorCode.UNAUTHORIZED, "the first frame must be connect")
             return authenticate(self._policy.auth_secret, command.token or self._query_token, command.user_id)
         except FrameError as error:
+            if not ref:
+                metrics.frame_received("invalid").inc()
             reason, ref = error.message, error.ref or ref
         except InvalidToken as error:
             reason = f"invalid token: {error}"

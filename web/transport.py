@@ -19,7 +19,8 @@ from typing import Callable
 import gevent
 from gevent.event import Event
 
-from protocol.frames import CloseCode
+import metrics
+from protocol.frames import CloseCode, error_code, frame_type
 from web.framing import OPCODE_CLOSE, OPCODE_TEXT, close_payload, encode_frame
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class SocketTransport:
         if self.closing:
             return
         self.closing = True
+        metrics.socket_closed(str(code)).inc()
         self._queue.append((OPCODE_CLOSE, close_payload(code, reason), None))
         self._schedule_send()
 
@@ -144,6 +146,10 @@ class SocketTransport:
         while self._queue and size < MAX_WRITE_BYTES:
             opcode, payload, on_written = self._queue.popleft()
             if opcode == OPCODE_TEXT:
+                kind = frame_type(payload)
+                metrics.frame_sent(kind).inc()
+                if kind == "error":
+                    metrics.error_sent(error_code(payload)).inc()
                 try:
                     payload = payload.encode("utf-8")
                 except UnicodeEncodeError:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from protocol import frames as frames_module
 from protocol.frames import (
     MAX_ID,
     Connect,
@@ -61,11 +62,14 @@ def test_error_codes_are_the_contracts():
 CLIENT_TYPES = ["connect", "message", "message_read", "history", "notifications", "notification_read", "ping"]
 
 
-def parse(frame: dict | str, limits: Limits = Limits()):
+DEFAULT_LIMITS = Limits()
+
+
+def parse(frame: dict | str, limits: Limits = DEFAULT_LIMITS):
     return parse_frame(frame if isinstance(frame, str) else json.dumps(frame), limits)
 
 
-def refused(frame: dict | str, limits: Limits = Limits()) -> FrameError:
+def refused(frame: dict | str, limits: Limits = DEFAULT_LIMITS) -> FrameError:
     with pytest.raises(FrameError) as caught:
         parse(frame, limits)
     assert caught.value.code in CONTRACT_CODES
@@ -673,3 +677,36 @@ def test_property_valid_command_fields_are_in_range(frame):
         assert command.content.strip() and len(command.content) <= 4000
         command.content.encode("utf-8")
         assert command.client_msg_id is None or 1 <= len(command.client_msg_id) <= 64
+
+
+# ---------------------------------------------------------------- reading a server frame's type for metrics
+
+SERVER_FRAMES = {
+    "error": lambda: frames_module.error_frame("bad_request", "no", {"type": "x"}),
+    "connected": lambda: frames_module.connected_frame(1, 2, 3),
+    "message_sent": lambda: frames_module.message_sent_frame(1, "c", 2, 0),
+    "message": lambda: frames_module.message_frame(1, 2, 3, 'he said "type"', 0, None),
+    "message_delivered": lambda: frames_module.message_delivered_frame(1, None, 0),
+    "message_read": lambda: frames_module.message_read_frame(1, 2, 0),
+    "history": lambda: frames_module.history_frame(2, []),
+    "notification": lambda: frames_module.notification_frame(1, "like", 2, 3, None, 0, "x", [2, 4]),
+    "notifications": lambda: frames_module.notifications_frame([]),
+    "notification_read": lambda: frames_module.notification_read_frame(None, 0),
+    "pong": lambda: frames_module.pong_frame(),
+}
+
+
+@pytest.mark.parametrize("expected", sorted(SERVER_FRAMES))
+def test_frame_type_reads_the_type_every_server_frame_starts_with(expected):
+    text = SERVER_FRAMES[expected]()
+    assert frames_module.frame_type(text) == expected == json.loads(text)["type"]
+
+
+@pytest.mark.parametrize("text", ["", "{}", '{"code":"x","type":"error"}', '{"type":"unterminated', "[]"])
+def test_frame_type_of_anything_else_is_unknown(text):
+    assert frames_module.frame_type(text) == "unknown"
+
+
+def test_error_code_of_an_error_frame():
+    assert frames_module.error_code(frames_module.error_frame("rate_limited", "slow down")) == "rate_limited"
+    assert frames_module.error_code("not json") == "unknown"
