@@ -375,7 +375,8 @@ def _seed(database: MariaDB, name: str, sizes: Sizes) -> dict[str, str]:
         "REALTIME_DATABASE_PASSWORD": database.password,
         "REALTIME_DATABASE_NAME": name,
     }
-    storage = open_storage(load_settings(environ={**env, "REALTIME_DATABASE_BACKEND": "mysql", "REALTIME_AUTH_SECRET": "x"}).database)
+    environ = {**env, "REALTIME_DATABASE_BACKEND": "mysql", "REALTIME_AUTH_SECRET": "x"}
+    storage = open_storage(load_settings(environ=environ).database)
     storage.prepare()
     series_authors = [SERIES_AUTHOR + count for count in sizes.series_followers]
     everyone = [

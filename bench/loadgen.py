@@ -16,6 +16,7 @@ from typing import Any
 
 import jwt
 import uvloop
+
 from bench.client import BenchSocket
 
 CONNECT_CONCURRENCY = 100

@@ -16,7 +16,9 @@ import pytest
 from tests.mariadb import MariaDB, start_mariadb
 from tests.server import ServerProcess
 
-BACKENDS = [name.strip() for name in os.environ.get("REALTIME_TEST_BACKENDS", "sqlite,mysql").split(",") if name.strip()]
+BACKENDS = [
+    name.strip() for name in os.environ.get("REALTIME_TEST_BACKENDS", "sqlite,mysql").split(",") if name.strip()
+]
 
 
 @pytest.fixture(scope="session")

@@ -104,7 +104,9 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"server did not exit within {timeout} s after {signum}:\n{self.log_tail()}")
+            raise AssertionError(
+                f"server did not exit within {timeout} s after {signum}:\n{self.log_tail()}"
+            ) from None
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

@@ -205,7 +205,11 @@ def test_second_connect_on_an_authenticated_socket(server: ServerProcess) -> Non
         # bad tokens, another user's token, another userId: refused, socket stays open and still a's
         refusals = [
             {"type": "connect", "userId": a_id, "token": server.token(a_id, ttl=-60)},
-            {"type": "connect", "userId": a_id, "token": jwt.encode(claims(str(a_id)), "wrong-secret-0123456789abcdef0123")},
+            {
+                "type": "connect",
+                "userId": a_id,
+                "token": jwt.encode(claims(str(a_id)), "wrong-secret-0123456789abcdef0123"),
+            },
             {"type": "connect", "userId": a_id, "token": "not.a.jwt"},
             {"type": "connect", "userId": a_id},
             {"type": "connect", "userId": b_id, "token": server.token(b_id)},

@@ -30,8 +30,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 from tests.client import Client
 from tests.server import ServerProcess
 from tests.test_bad_input import assert_service_works, history
@@ -675,7 +673,7 @@ def chat(a: Client, a_id: int, b: Client, b_id: int) -> dict[str, list[tuple[int
                 ack = sender.expect("message_sent", timeout=TIMEOUT, clientMsgId=f"{name}-{n}")
                 content = f"from a #{n} '; DROP TABLE users; --" if name == "a" else f"from b #{n} \U0001f600"
                 sent[name].append((ack["messageId"], f"{name}-{n}", content))
-        for n in batch:
+        for _ in batch:
             # the next `message` frame each side gets is the next one the other sent: in order
             received["b"].append(b.expect("message", timeout=TIMEOUT))
             received["a"].append(a.expect("message", timeout=TIMEOUT))

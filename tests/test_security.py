@@ -150,7 +150,8 @@ def test_tokens_and_the_notify_secret_never_reach_the_log(make_server: ServerFac
         g.send({"type": "connect", "userId": ghost, "token": tokens[2]})
         g.expect_error("unauthorized")
     post_id = post_of(server, a_id)
-    assert_failure(post_json(server, "/notify/like", {"postId": post_id, "userId": b_id}, {"X-Notify-Secret": "wrong"}), 401)
+    like = {"postId": post_id, "userId": b_id}
+    assert_failure(post_json(server, "/notify/like", like, {"X-Notify-Secret": "wrong"}), 401)
     reply = post_json(server, "/notify/like", {"postId": post_id, "userId": b_id}, {"X-Notify-Secret": NOTIFY_SECRET})
     assert_ok(reply, recipients=1, online=0)
     assert server.stop() == 0
@@ -203,7 +204,11 @@ def test_a_user_deleted_from_users_is_refused_at_the_next_connect(server: Server
 
 
 def signed_like(
-    server: ServerProcess, body: dict[str, Any], timestamp: int | None = None, tamper: bytes | None = None, secret: str = NOTIFY_SECRET
+    server: ServerProcess,
+    body: dict[str, Any],
+    timestamp: int | None = None,
+    tamper: bytes | None = None,
+    secret: str = NOTIFY_SECRET,
 ) -> Any:
     raw = json.dumps(body).encode()
     stamp = int(time.time()) if timestamp is None else timestamp
@@ -289,7 +294,7 @@ def test_the_limit_is_per_user_across_sockets_and_never_applies_to_the_servers_p
                 sender.message(a_id, f"push {sender_id} {n}", f"push-{sender_id}-{n}")
                 sent.append((sender, sender.expect("message_sent", clientMsgId=f"push-{sender_id}-{n}")["messageId"]))
         for client in (a1, a2):
-            for sender, message_id in sent:
+            for _, message_id in sent:
                 client.expect("message", messageId=message_id)
         for sender, message_id in sent:
             sender.expect("message_delivered", messageId=message_id)

@@ -34,7 +34,9 @@ def test_a_client_that_stops_reading_is_closed_with_1013_and_loses_nothing(make_
         for start in range(0, MESSAGES, WINDOW):
             for n in range(start, start + WINDOW):
                 sender.message(slow_id, CONTENT, f"s-{n}")
-            stored += [sender.expect("message_sent", clientMsgId=f"s-{n}")["messageId"] for n in range(start, start + WINDOW)]
+            stored += [
+                sender.expect("message_sent", clientMsgId=f"s-{n}")["messageId"] for n in range(start, start + WINDOW)
+            ]
             # the slow reader holds up nobody: another pair keeps chatting while its queue fills
             a.message(b_id, f"hello {start}", f"ab-{start}")
             b.expect("message", clientMsgId=f"ab-{start}", timeout=5)

@@ -99,7 +99,8 @@ class Service:
             except OSError as error:
                 self.stop()
                 host, port = server.address
-                raise StartupError(f"[server] {key}: cannot listen on {host}:{port}: {error.strerror or error}") from None
+                reason = error.strerror or error
+                raise StartupError(f"[server] {key}: cannot listen on {host}:{port}: {reason}") from None
 
     def _request_stop(self, signum: int) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)

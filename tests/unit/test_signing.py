@@ -75,7 +75,9 @@ def test_malformed_headers_are_refused_with_a_reason(timestamp, signature, reaso
         check(signature, timestamp=timestamp)
 
 
-@given(method=st.sampled_from(["POST", "GET"]), path=st.text(min_size=1), body=st.binary(), offset=st.integers(-300, 300))
+@given(
+    method=st.sampled_from(["POST", "GET"]), path=st.text(min_size=1), body=st.binary(), offset=st.integers(-300, 300)
+)
 def test_property_what_is_signed_verifies(method, path, body, offset):
     signature = sign(SECRET, method, path, NOW, body)
     verify(SECRET, method, path, str(NOW), signature, body, NOW + offset, 300)
