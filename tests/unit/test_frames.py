@@ -710,3 +710,16 @@ def test_frame_type_of_anything_else_is_unknown(text):
 def test_error_code_of_an_error_frame():
     assert frames_module.error_code(frames_module.error_frame("rate_limited", "slow down")) == "rate_limited"
     assert frames_module.error_code("not json") == "unknown"
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(alphabet=st.characters(codec="utf-8")),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        max_leaves=20,
+    )
+)
+def test_property_encode_writes_what_the_json_module_would(value):
+    assert frames_module.encode({"type": "x", "value": value}) == json.dumps(
+        {"type": "x", "value": value}, ensure_ascii=False, separators=(",", ":")
+    )
