@@ -4,41 +4,81 @@ The metric objects are not registered anywhere here: each HTTP app registers
 them in its own registry (see `web.http_api`), so tests can build apps
 repeatedly in one process. Gauges that are cheaper to read than to keep up
 to date (open sockets, mailbox depths) are collected at scrape time instead.
+
+What is counted for every frame or message uses `LabelledCounter` and
+`FastHistogram`: plain numbers that the hub's thread updates and a scrape
+reads, exposed through prometheus_client's metric families. The library's
+own metrics take a lock per update (a gevent lock here), which cost about 5 %
+of the CPU per chat message.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from bisect import bisect_left
+from itertools import accumulate
+from typing import Iterator
 
 from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SIZE_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
 
-frames_received = Counter(
-    "realtime_frames_received",
-    "Text frames received from clients, by frame type ('invalid' if unreadable)",
-    ["type"],
-    registry=None,
+
+class LabelledCounter:
+    """A counter by one label; `count(value)` is a dict update. Only the hub's thread may count."""
+
+    def __init__(self, name: str, documentation: str, label: str):
+        self._name, self._documentation, self._label = name, documentation, label
+        self._counts: dict[str, int] = {}
+
+    def count(self, value: str) -> None:
+        self._counts[value] = self._counts.get(value, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation, labels=[self._label])
+        for value, count in sorted(self._counts.items()):
+            family.add_metric([value], count)
+        yield family
+
+
+class FastHistogram:
+    """A histogram whose `observe` is a bisect and two additions. Only the hub's thread may observe."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...]):
+        self._name, self._documentation = name, documentation
+        self._bounds = list(buckets)
+        self._counts = [0] * (len(buckets) + 1)  # the last one is +Inf
+        self._sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect_left(self._bounds, value)] += 1  # a value equal to a bound belongs to its bucket
+        self._sum += value
+
+    def collect(self) -> Iterator[Metric]:
+        cumulative = list(accumulate(self._counts))
+        bounds = [floatToGoString(bound) for bound in self._bounds] + ["+Inf"]
+        yield HistogramMetricFamily(
+            self._name, self._documentation, buckets=list(zip(bounds, cumulative)), sum_value=self._sum
+        )
+
+
+frames_received = LabelledCounter(
+    "realtime_frames_received", "Text frames received from clients, by frame type ('invalid' if unreadable)", "type"
 )
-frames_sent = Counter(
-    "realtime_frames_sent", "Text frames handed to the kernel, by frame type", ["type"], registry=None
-)
-errors_sent = Counter("realtime_errors", "`error` frames sent, by code", ["code"], registry=None)
-sockets_closed = Counter(
-    "realtime_sockets_closed", "Close frames sent by the server, by close code", ["code"], registry=None
-)
-message_store_seconds = Histogram(
+frames_sent = LabelledCounter("realtime_frames_sent", "Text frames handed to the kernel, by frame type", "type")
+errors_sent = LabelledCounter("realtime_errors", "`error` frames sent, by code", "code")
+sockets_closed = LabelledCounter("realtime_sockets_closed", "Close frames sent by the server, by close code", "code")
+message_store_seconds = FastHistogram(
     "realtime_message_store_seconds",
     "From a `message` frame's turn to its `message_sent`: the durable store",
-    buckets=LATENCY_BUCKETS,
-    registry=None,
+    LATENCY_BUCKETS,
 )
-message_delivery_seconds = Histogram(
+message_delivery_seconds = FastHistogram(
     "realtime_message_delivery_seconds",
     "From a message's creation to its first write to a socket of the recipient",
-    buckets=LATENCY_BUCKETS,
-    registry=None,
+    LATENCY_BUCKETS,
 )
 batch_seconds = Histogram(
     "realtime_batch_seconds",
@@ -71,25 +111,6 @@ db_pool_wait_seconds = Histogram(
     registry=None,
 )
 db_errors = Counter("realtime_db_errors", "Database operations that failed as unavailable", registry=None)
-
-def by_label(metric: Counter) -> Callable[[str], Counter]:
-    """`metric.labels(value)`, remembered per value: `labels()` takes a lock and builds a key on every call,
-    and frames are counted on the hot path. Callers pass values from a small fixed set."""
-    children: dict[str, Counter] = {}
-
-    def child(value: str) -> Counter:
-        found = children.get(value)
-        if found is None:
-            found = children[value] = metric.labels(value)
-        return found
-
-    return child
-
-
-frame_received = by_label(frames_received)
-frame_sent = by_label(frames_sent)
-error_sent = by_label(errors_sent)
-socket_closed = by_label(sockets_closed)
 
 ALL = (
     frames_received,

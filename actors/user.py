@@ -168,23 +168,23 @@ class UserActor(GeventActor):
         try:
             command = frames.parse_frame(text, self._node.limits)
         except FrameError as error:
-            metrics.frame_received("invalid").inc()
+            metrics.frames_received.count("invalid")
             transport.write(frames.error_frame(error.code, error.message, error.ref))
             return
         except Exception:  # a parser bug must cost one frame, not the user's actor
             log.exception("user %s: could not parse a frame", self.user_id)
             transport.write(frames.error_frame(ErrorCode.INTERNAL, "internal error"))
             return
-        metrics.frame_received(frames.command_type(command)).inc()
+        metrics.frames_received.count(frames.command_type(command))
         self._guarded(transport, frames.command_ref(command), self._handlers[type(command)], transport, command)
 
     def _refuse_over_rate(self, transport: Transport, text: str, admission: Admission) -> None:
         try:
             command = frames.parse_frame(text, self._node.limits)
-            metrics.frame_received(frames.command_type(command)).inc()
+            metrics.frames_received.count(frames.command_type(command))
             ref = frames.command_ref(command)
         except FrameError as error:
-            metrics.frame_received("invalid").inc()
+            metrics.frames_received.count("invalid")
             ref = error.ref or {}
         transport.write(frames.error_frame(ErrorCode.RATE_LIMITED, "too many frames, slow down", ref))
         if admission is Admission.EXCEEDED:

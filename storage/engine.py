@@ -89,25 +89,30 @@ class SqliteEngine:
     def transaction(self, work: Callable[[Session], T], write: bool = False, single_statement: bool = False) -> T:
         """Run `work` in one transaction (`single_statement` is for MySQL: SQLite always uses a transaction)."""
         self.in_use += 1
+        submitted = time.monotonic()
         try:
-            result, error = self._threads.apply(self._run, (work, write, time.monotonic()))
+            result, error, started = self._threads.apply(self._run, (work, write))
         finally:
             self.in_use -= 1
+        # metrics are updated here, in the hub's thread, never in a worker thread
+        metrics.db_pool_wait_seconds.observe(started - submitted)
         if error is not None:
+            if isinstance(error, StorageUnavailable):
+                metrics.db_errors.inc()
             raise error
         return result
 
     def close(self) -> None:
         self._threads.kill()
 
-    def _run(self, work: Callable[[Session], T], write: bool, submitted: float) -> tuple[T | None, Exception | None]:
-        """(result, None) or (None, the exception): an exception escaping a worker thread would be printed
-        by gevent's hub to stderr, outside logging, even though the caller handles it."""
-        metrics.db_pool_wait_seconds.observe(time.monotonic() - submitted)  # waiting for a free worker thread
+    def _run(self, work: Callable[[Session], T], write: bool) -> tuple[T | None, Exception | None, float]:
+        """In a worker thread: (result, None, start time) or (None, the exception, start time). An exception
+        escaping a worker thread would be printed by gevent's hub to stderr, outside logging."""
+        started = time.monotonic()
         try:
-            return self._transaction(work, write), None
+            return self._transaction(work, write), None, started
         except Exception as error:
-            return None, error
+            return None, error, started
 
     def _transaction(self, work: Callable[[Session], T], write: bool) -> T:
         connection = self._connection()
@@ -120,7 +125,6 @@ class SqliteEngine:
         except BaseException as error:
             connection.rollback()
             if isinstance(error, sqlite3.OperationalError) and _sqlite_unavailable(error):
-                metrics.db_errors.inc()
                 raise StorageUnavailable(f"sqlite: {error}") from error
             raise
         finally:

@@ -101,14 +101,14 @@ class SocketSession:
         ref: dict = {}
         try:
             command = frames.parse_frame(text, self._policy.limits)
-            metrics.frame_received(frames.command_type(command)).inc()
+            metrics.frames_received.count(frames.command_type(command))
             ref = frames.command_ref(command)
             if not isinstance(command, frames.Connect):
                 raise FrameError(ErrorCode.UNAUTHORIZED, "the first frame must be connect")
             return authenticate(self._policy.auth_secret, command.token or self._query_token, command.user_id)
         except FrameError as error:
             if not ref:
-                metrics.frame_received("invalid").inc()
+                metrics.frames_received.count("invalid")
             reason, ref = error.message, error.ref or ref
         except InvalidToken as error:
             reason = f"invalid token: {error}"

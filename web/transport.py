@@ -81,7 +81,7 @@ class SocketTransport:
         if self.closing:
             return
         self.closing = True
-        metrics.socket_closed(str(code)).inc()
+        metrics.sockets_closed.count(str(code))
         self._queue.append((OPCODE_CLOSE, close_payload(code, reason), None))
         self._schedule_send()
 
@@ -147,9 +147,9 @@ class SocketTransport:
             opcode, payload, on_written = self._queue.popleft()
             if opcode == OPCODE_TEXT:
                 kind = frame_type(payload)
-                metrics.frame_sent(kind).inc()
+                metrics.frames_sent.count(kind)
                 if kind == "error":
-                    metrics.error_sent(error_code(payload)).inc()
+                    metrics.errors_sent.count(error_code(payload))
                 try:
                     payload = payload.encode("utf-8")
                 except UnicodeEncodeError:
