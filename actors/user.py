@@ -162,30 +162,27 @@ class UserActor(GeventActor):
         if transport.id not in self._sockets:
             return  # closed, or its connect was refused
         admission = self._rate.admit()
-        if admission is not Admission.ADMITTED:
-            self._refuse_over_rate(transport, text, admission)
-            return
         try:
             command = frames.parse_frame(text, self._node.limits)
         except FrameError as error:
             metrics.frames_received.count("invalid")
-            transport.write(frames.error_frame(error.code, error.message, error.ref))
+            if admission is Admission.ADMITTED:
+                transport.write(frames.error_frame(error.code, error.message, error.ref))
+            else:
+                self._refuse_over_rate(transport, error.ref or {}, admission)
             return
         except Exception:  # a parser bug must cost one frame, not the user's actor
             log.exception("user %s: could not parse a frame", self.user_id)
             transport.write(frames.error_frame(ErrorCode.INTERNAL, "internal error"))
             return
         metrics.frames_received.count(frames.command_type(command))
-        self._guarded(transport, frames.command_ref(command), self._handlers[type(command)], transport, command)
+        ref = frames.command_ref(command)
+        if admission is not Admission.ADMITTED:
+            self._refuse_over_rate(transport, ref, admission)
+            return
+        self._guarded(transport, ref, self._handlers[type(command)], transport, command)
 
-    def _refuse_over_rate(self, transport: Transport, text: str, admission: Admission) -> None:
-        try:
-            command = frames.parse_frame(text, self._node.limits)
-            metrics.frames_received.count(frames.command_type(command))
-            ref = frames.command_ref(command)
-        except FrameError as error:
-            metrics.frames_received.count("invalid")
-            ref = error.ref or {}
+    def _refuse_over_rate(self, transport: Transport, ref: dict[str, Any], admission: Admission) -> None:
         transport.write(frames.error_frame(ErrorCode.RATE_LIMITED, "too many frames, slow down", ref))
         if admission is Admission.EXCEEDED:
             log.info("socket %s: user %s kept sending over the rate limit; closing", transport.id, self.user_id)

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from protocol.tokens import mint_token
 from settings import load_settings
@@ -34,6 +34,14 @@ def free_port() -> int:
 def new_user_ids(count: int) -> list[int]:
     """User ids no other test in this session uses."""
     return [next(_user_ids) for _ in range(count)]
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll an HTTP endpoint or a port until `condition()` holds (there is no event to wait on)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not so within {timeout} s"
+        time.sleep(0.05)
 
 
 class ServerProcess:

@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.client import Client
 from tests.conftest import ServerFactory
-from tests.server import SECRET, ServerProcess
+from tests.server import SECRET, ServerProcess, wait_until
 from tests.test_notifications import notify, post_of
 
 TIMEOUT = 10.0
@@ -281,14 +281,6 @@ def health(server: ServerProcess) -> tuple[int, dict[str, Any]] | None:
     except OSError:
         return None
     return status, json.loads(body)
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    """Poll an HTTP endpoint or a port until `condition()` holds (there is no event to wait on)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not so within {timeout} s"
-        time.sleep(0.05)
 
 
 class Scrape:

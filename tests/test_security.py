@@ -21,7 +21,7 @@ import pytest
 from protocol.signing import sign
 from tests.client import Client
 from tests.conftest import BACKENDS, DatabaseFactory, ServerFactory
-from tests.server import ServerProcess
+from tests.server import ServerProcess, wait_until
 from tests.test_bad_input import assert_message_goes_through, assert_service_works, history, unique
 from tests.test_notifications import assert_failure, assert_ok, post_json, post_of
 from tests.test_websocket_framing import OPCODE_PING, OPCODE_PONG, RawSocket, connect_frame
@@ -91,14 +91,6 @@ def counts(server: ServerProcess) -> tuple[int, int]:
     """(users, sockets) connected, from /healthz."""
     health = healthz(server)
     return health["users"], health["sockets"]
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    """Poll `condition()` until true; for state that only shows through polling (/healthz, a reconnect)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
-        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------- who may connect: Origin
@@ -329,7 +321,7 @@ def test_a_socket_beyond_the_users_cap_is_refused_with_a_reason_and_a_freed_plac
                     return False
                 return True
 
-        wait_for(fourth_connects, TIMEOUT, "a new socket after one of the three closed")
+        wait_until(fourth_connects, "a new socket after one of the three closed", TIMEOUT)
         for client in sockets[:2]:
             client.assert_alive()
 
@@ -351,7 +343,7 @@ def test_connections_from_one_address_beyond_the_cap_get_429_and_a_freed_place_i
         assert status == 429 and b"connections_per_address" in body, (status, body)
         assert_message_goes_through(a, a_id, b, b_id)  # those connected keep working
         idle.close()
-        wait_for(lambda: handshake_status(server)[0] == 101, TIMEOUT, "a place freed by a closed connection")
+        wait_until(lambda: handshake_status(server)[0] == 101, "a place freed by a closed connection", TIMEOUT)
 
 
 # ---------------------------------------------------------------- dead peers
@@ -368,7 +360,7 @@ def test_a_peer_that_vanishes_without_a_close_frame_is_dropped_and_its_actor_fre
         ghost.expect("connected")
         assert counts(server) == (2, 2)
         # from here on the ghost reads nothing and answers no ping: as if its network had gone
-        wait_for(lambda: counts(server) == (1, 1), TIMEOUT, "the drop of the silent socket")
+        wait_until(lambda: counts(server) == (1, 1), "the drop of the silent socket", TIMEOUT)
         # nothing is lost: a message for the vanished user waits in the database for its next socket
         b.message(a_id, "while you were gone", "gone-1")
         sent = b.expect("message_sent", clientMsgId="gone-1")
