@@ -33,8 +33,8 @@ class LabelledCounter:
         self._name, self._documentation, self._label = name, documentation, label
         self._counts: dict[str, int] = {}
 
-    def count(self, value: str) -> None:
-        self._counts[value] = self._counts.get(value, 0) + 1
+    def count(self, value: str, amount: int = 1) -> None:
+        self._counts[value] = self._counts.get(value, 0) + amount
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self._name, self._documentation, labels=[self._label])
@@ -111,6 +111,11 @@ db_pool_wait_seconds = Histogram(
     registry=None,
 )
 db_errors = Counter("realtime_db_errors", "Database operations that failed as unavailable", registry=None)
+cluster_pushes = LabelledCounter(
+    "realtime_cluster_pushes",
+    "Pushes between nodes through Redis, by outcome: published, received, dropped (Redis down), malformed",
+    "outcome",
+)
 
 ALL = (
     frames_received,
@@ -125,4 +130,5 @@ ALL = (
     fanout_seconds,
     db_pool_wait_seconds,
     db_errors,
+    cluster_pushes,
 )

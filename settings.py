@@ -142,6 +142,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     "cluster": {
         "backend": (_choice("local", "redis"), "local"),
         "redis_url": (_text, "redis://127.0.0.1:6379/0"),
+        "node_name": (_text, ""),
     },
     "limits": {
         "max_frame_bytes": (_positive_integer, "65536"),
@@ -211,6 +212,7 @@ class NotifySettings:
 class ClusterSettings:
     backend: str
     redis_url: str
+    node_name: str
 
 
 @dataclass(frozen=True)

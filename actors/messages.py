@@ -44,7 +44,15 @@ class ClientFrame:
 
 @dataclass(frozen=True, slots=True)
 class ToUser:
-    """Router: hand `payload` to the actor of `user_id`, if that user is connected here."""
+    """Router: hand `payload` to the actor of `user_id` if that user is connected here, and to the other nodes."""
+
+    user_id: int
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class FromCluster:
+    """Router: `payload` for `user_id` published by another node; hand it to the user's actor here, if any."""
 
     user_id: int
     payload: Any
@@ -83,7 +91,7 @@ class DeliverNotification:
 
 @dataclass(frozen=True, slots=True)
 class NotifyUsers:
-    """Router (ask): deliver each notification to its recipient if connected here; answers how many were."""
+    """Router (ask): deliver each notification to its recipient if connected here; answers a frozenset of those."""
 
     notifications: tuple[Notification, ...]
     actor_name: str

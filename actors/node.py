@@ -10,11 +10,12 @@ from typing import Any, Sequence
 import pykka
 
 import metrics
-from actors.messages import CloseAll, PushFrame, ToUser
+from actors.messages import CloseAll, FromCluster, PushFrame, ToUser
 from actors.notifications import NotificationActor
 from actors.rate_limit import RateLimiter
 from actors.router import Broadcast, ConnectedCount, RouterActor
 from actors.user import UserActor
+from cluster import open_cluster
 from protocol import frames
 from protocol.frames import CloseCode, Limits
 from settings import Settings
@@ -38,7 +39,7 @@ def limits_of(settings: Settings) -> Limits:
 
 
 class Node:
-    """Starts the RouterActor, the NotificationActor and the group-commit writers; every actor gets this object.
+    """Starts the router, the notifier, the group-commit writers and the cluster backend; every actor gets this.
 
     Holds no mutable state of its own that actors share: the router owns the
     routing table, each writer owns its queue.
@@ -58,7 +59,9 @@ class Node:
         self.message_writer = Batcher("messages", storage.store_messages, batch, lanes)
         self.delivery_writer = Batcher("deliveries", self._store_deliveries, batch, lanes)
         self.summary_reader = Batcher("connect summaries", storage.connect_summaries, batch, lanes)
-        self.router = RouterActor.start(self._start_user_actor, settings.limits.sockets_per_user)
+        self.cluster = open_cluster(settings.cluster, settings.server.ws_port)
+        self.router = RouterActor.start(self._start_user_actor, settings.limits.sockets_per_user, self.cluster)
+        self.cluster.start(lambda user_id, payload: self.router.tell(FromCluster(user_id, payload)))
         self.notifier = NotificationActor.start(
             self, settings.notify.fanout_batch, settings.notify.fanout_concurrency
         )
@@ -102,6 +105,7 @@ class Node:
         self.delivery_writer.close(max(0.1, deadline - time.monotonic()))
         self.summary_reader.close(0.1)
         pykka.ActorRegistry.stop_all(block=True, timeout=max(0.1, deadline - time.monotonic()))
+        self.cluster.close()
 
     def _start_user_actor(self, user_id: int) -> pykka.ActorRef:
         return UserActor.start(user_id, self)

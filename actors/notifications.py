@@ -12,7 +12,7 @@ from gevent.event import AsyncResult
 from gevent.pool import Pool
 
 import metrics
-from actors.messages import ConnectedAmong, NotifyUsers
+from actors.messages import ConnectedAmong, DeliverNotification, NotifyUsers
 from actors.runtime import GeventActor
 from protocol.notify import NotifyRequest, display_name, notification_text
 from storage import NotFound, NotificationDraft
@@ -37,7 +37,7 @@ class Notify:
 @dataclass(frozen=True, slots=True)
 class NotifyResult:
     recipients: int  # notifications stored
-    online: int  # of those, recipients connected to this node when theirs was stored
+    online: int  # of those, recipients connected to some node when theirs was stored
 
 
 class NotificationActor(GeventActor):
@@ -45,7 +45,8 @@ class NotificationActor(GeventActor):
 
     A job resolves the recipients, stores their notifications in batches,
     those of connected recipients first, and after each batch commits has the
-    router push that batch to whoever is online: the followers who are
+    router push that batch to whoever is online here, and the cluster backend
+    to whoever is online on another node: the followers who are
     waiting hear of a post before the rows of the offline ones are written,
     and those rows are then written at a measured pace. Jobs run in a bounded
     pool of greenlets: a post by an author with 100,000 followers does not
@@ -87,6 +88,7 @@ class NotificationActor(GeventActor):
         text = notification_text(request.kind, actor_name)
         # connected recipients first: they are waiting on a socket, the others only need their row
         connected = self._node.router.ask(ConnectedAmong(tuple(recipients)), timeout=ROUTER_TIMEOUT)
+        connected |= self._node.cluster.connected_among(u for u in recipients if u not in connected)
         ordered = [u for u in recipients if u in connected] + [u for u in recipients if u not in connected]
         online = 0
         for start in range(0, len(ordered), self._batch_size):
@@ -101,7 +103,11 @@ class NotificationActor(GeventActor):
                 ]
             )
             # also reaches recipients who connected since; their earlier unread count includes it
-            online += self._node.router.ask(NotifyUsers(tuple(stored), actor_name), timeout=ROUTER_TIMEOUT)
+            here = self._node.router.ask(NotifyUsers(tuple(stored), actor_name), timeout=ROUTER_TIMEOUT)
+            elsewhere = self._node.cluster.publish_counted(
+                (n.user_id, DeliverNotification(n, actor_name)) for n in stored
+            )
+            online += len(here | elsewhere)
             if start + self._batch_size <= len(connected):
                 gevent.sleep(0)  # let sockets and chat run between batches
             else:

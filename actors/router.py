@@ -14,10 +14,12 @@ from actors.messages import (
     ConnectedAmong,
     DeliverNotification,
     DetachSocket,
+    FromCluster,
     NotifyUsers,
     ToUser,
 )
 from actors.runtime import GeventActor
+from cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,9 @@ class RouterActor(GeventActor):
     """Maps user ids to UserActors; starts one on a user's first socket, stops it after the last.
 
     Socket attach and detach both pass through here, so deciding that a user's
-    last socket is gone and starting a new actor for the user never race.
+    last socket is gone and starting a new actor for the user never race. The
+    cluster backend is subscribed to a user's pushes while the user has a
+    route here, and gets everything addressed to a user, for the other nodes.
     """
 
     # Every chat message passes through here, and a turn is a lookup and a tell. Yielding would queue
@@ -52,15 +56,19 @@ class RouterActor(GeventActor):
     # 1,500 messages a second while storage kept up with 5,000 (see README, Performance).
     fairness_batch = None
 
-    def __init__(self, start_user_actor: Callable[[int], pykka.ActorRef], sockets_per_user: int):
+    def __init__(self, start_user_actor: Callable[[int], pykka.ActorRef], sockets_per_user: int, cluster: Cluster):
         super().__init__()
         self._start_user_actor = start_user_actor
+        self._cluster = cluster
         self._sockets_per_user = sockets_per_user
         self._routes: dict[int, _Route] = {}
 
     def on_receive(self, message: Any) -> Any:
         match message:
             case ToUser(user_id=user_id, payload=payload):
+                self._forward(user_id, payload)
+                self._cluster.publish(user_id, payload)
+            case FromCluster(user_id=user_id, payload=payload):
                 self._forward(user_id, payload)
             case AttachSocket():
                 return self._attach(message)
@@ -83,6 +91,8 @@ class RouterActor(GeventActor):
         """The user's actor, which now owns the socket; None if the user already has all the sockets allowed."""
         route = self._routes.get(message.user_id)
         if route is None or not route.actor.is_alive():
+            if route is None:
+                self._cluster.subscribe(message.user_id)
             route = self._routes[message.user_id] = _Route(self._start_user_actor(message.user_id))
         elif len(route.sockets) >= self._sockets_per_user:
             return None
@@ -97,11 +107,17 @@ class RouterActor(GeventActor):
         route.sockets.discard(message.transport.id)
         self._forward(message.user_id, message)
         if not route.sockets and self._routes.get(message.user_id) is route:
-            del self._routes[message.user_id]
+            self._drop_route(message.user_id)
             route.actor.stop(block=False)
 
-    def _notify(self, notifications: tuple, actor_name: str) -> int:
-        return sum(self._forward(n.user_id, DeliverNotification(n, actor_name)) for n in notifications)
+    def _drop_route(self, user_id: int) -> None:
+        del self._routes[user_id]
+        self._cluster.unsubscribe(user_id)
+
+    def _notify(self, notifications: tuple, actor_name: str) -> frozenset[int]:
+        return frozenset(
+            n.user_id for n in notifications if self._forward(n.user_id, DeliverNotification(n, actor_name))
+        )
 
     def _forward(self, user_id: int, payload: Any) -> bool:
         """Tell the user's actor; False if the user is not connected here."""
@@ -112,7 +128,7 @@ class RouterActor(GeventActor):
             route.actor.tell(payload)
         except pykka.ActorDeadError:
             log.warning("router: actor of user %s died; dropping its route", user_id)
-            del self._routes[user_id]
+            self._drop_route(user_id)
             return False
         return True
 

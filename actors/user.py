@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 RECENT_MESSAGES = 4096
 BACKLOG_DRAIN_TIMEOUT = 30.0
 PENDING_DELIVERIES_TIMEOUT = 2.0  # how long a history request waits for delivery marks still being stored
+SUBSCRIBE_TIMEOUT = 2.0  # how long a connecting user waits for this node's subscription to the user's pushes
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,8 @@ class UserActor(GeventActor):
     # ------------------------------------------------------------ sockets
 
     def _attach(self, transport: Transport) -> None:
+        # what other nodes publish from now on reaches this socket, and what came before is in the summary
+        self._node.cluster.wait_subscribed(self.user_id, SUBSCRIBE_TIMEOUT)
         try:
             summary = self._node.connect_summary(self.user_id)
         except StorageUnavailable:
@@ -155,6 +158,11 @@ class UserActor(GeventActor):
         for transport in self._sockets.values():
             if transport.id != exclude:
                 transport.write(text, on_written)
+
+    def _push_everywhere(self, text: str, exclude: int | None = None) -> None:
+        """Push to this user's sockets here but `exclude`, and to those on other nodes."""
+        self._push(text, exclude)
+        self._node.cluster.publish(self.user_id, PushFrame(text))
 
     # ------------------------------------------------------------ client frames
 
@@ -230,7 +238,7 @@ class UserActor(GeventActor):
             frames.message_sent_frame(message.id, message.client_msg_id, message.recipient_id, message.created_at)
         )
         if result.created and message.recipient_id != self.user_id:
-            self._push(_message_frame(message), exclude=stored.transport.id)
+            self._push_everywhere(_message_frame(message), exclude=stored.transport.id)
         if result.created or message.status == "sent":
             # a resend of a message not yet delivered routes it again; the recipient drops repeats
             self._node.router.tell(ToUser(message.recipient_id, DeliverMessage(message)))
@@ -238,7 +246,7 @@ class UserActor(GeventActor):
     def _mark_read(self, transport: Transport, command: frames.MarkRead) -> None:
         mark = self._node.storage.mark_read(self.user_id, command.message_id, self._node.now_ms())
         frame = frames.message_read_frame(mark.message_id, mark.reader_id, mark.read_at)
-        self._push(frame, exclude=transport.id)
+        self._push_everywhere(frame, exclude=transport.id)
         if mark.sender_id != self.user_id:
             self._node.router.tell(ToUser(mark.sender_id, PushFrame(frame)))
 
@@ -263,7 +271,7 @@ class UserActor(GeventActor):
     def _mark_notification_read(self, transport: Transport, command: frames.MarkNotificationRead) -> None:
         read_at = self._node.now_ms()
         self._node.storage.mark_notifications_read(self.user_id, command.notification_id, read_at)
-        self._push(frames.notification_read_frame(command.notification_id, read_at))
+        self._push_everywhere(frames.notification_read_frame(command.notification_id, read_at))
 
     def _ping(self, transport: Transport, command: frames.Ping) -> None:
         transport.write(frames.pong_frame())

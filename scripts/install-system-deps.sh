@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the system packages the tests need, from Debian's packages.
-# Usage: scripts/install-system-deps.sh [mariadb] [chromium] [node]   (no argument: mariadb)
+# Usage: scripts/install-system-deps.sh [mariadb] [chromium] [node] [redis]   (no argument: mariadb)
 #   mariadb   MariaDB server and client, for the integration tests on MySQL/MariaDB
 #   chromium  headless Chromium at /usr/bin/chromium, for the browser tests (tests/test_browser.py)
 #   node      Node.js, for the browser client's unit tests (tests/js)
+#   redis     Redis server, for the cluster tests and the two-node benchmark
 # Idempotent: installs only what is missing, and returns at once when nothing is.
 set -euo pipefail
 
@@ -24,8 +25,11 @@ for part in "${parts[@]}"; do
         node)
             command -v node >/dev/null 2>&1 || packages+=(nodejs)
             ;;
+        redis)
+            [ -x /usr/bin/redis-server ] || packages+=(redis-server)
+            ;;
         *)
-            echo "error: unknown part '$part' (mariadb, chromium or node)" >&2
+            echo "error: unknown part '$part' (mariadb, chromium, node or redis)" >&2
             exit 2
             ;;
     esac

@@ -106,12 +106,15 @@ def create_http_app(settings: Settings, node: Node) -> Flask:
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
         users, sockets = node.connected_count()
+        # `cluster` is `degraded` while Redis is unreachable: this node still serves its own users, so it stays 200
+        cluster = node.cluster
+        node_state = {"users": users, "sockets": sockets, "node": cluster.node_name, "cluster": cluster.status()}
         try:
             node.storage.check()
         except StorageUnavailable as error:
             log.warning("health check: database unavailable: %s", error)
-            return jsonify({"status": "unavailable", "database": "down", "users": users, "sockets": sockets}), 503
-        return jsonify({"status": "ok", "database": "ok", "users": users, "sockets": sockets}), 200
+            return jsonify({"status": "unavailable", "database": "down", **node_state}), 503
+        return jsonify({"status": "ok", "database": "ok", **node_state}), 200
 
     registry = CollectorRegistry()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
@@ -154,6 +157,11 @@ class _NodeCollector:
         for name, depth in self._node.mailbox_depths().items():
             depths.add_metric([name], depth)
         yield depths
+        yield GaugeMetricFamily(
+            "realtime_cluster_up",
+            "1 while this node reaches the other nodes (always with backend local), 0 while Redis is unreachable",
+            value=int(self._node.cluster.status() != "degraded"),
+        )
 
 
 def _check_caller(secret: bytes, max_skew: float) -> tuple[Response, int] | None:

@@ -1,0 +1,111 @@
+"""How the nodes of one deployment reach each other's users.
+
+A node hands everything addressed to a user to its RouterActor, which tells
+the user's actor if the user is connected here and also hands it to the
+cluster backend, which carries it to the other nodes that have the user.
+
+- `LocalCluster` (`[cluster] backend = local`): one node; nothing to carry.
+- `RedisCluster` (`backend = redis`): Redis pub/sub, a channel per user. A node
+  subscribes to a user's channel while the user has a socket on it, so a
+  message travels only to nodes that have its recipient.
+
+Redis carries only pushes. The database stays the single source of truth:
+a push Redis loses is what the recipient gets from the database on its next
+connect, as with a recipient that was offline.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from typing import Any, Callable, Iterable, Protocol
+
+from settings import ClusterSettings
+
+Deliver = Callable[[int, Any], None]  # (user id, payload) arriving from another node
+
+
+class Cluster(Protocol):
+    """What a node needs from the other nodes; implemented by `LocalCluster` and `RedisCluster`."""
+
+    node_name: str
+
+    def start(self, deliver: Deliver) -> None:
+        """Begin receiving: `deliver(user_id, payload)` for each payload another node published."""
+
+    def subscribe(self, user_id: int) -> None:
+        """The user's first socket connected here: receive what other nodes publish to the user. Never blocks."""
+
+    def unsubscribe(self, user_id: int) -> None:
+        """The user's last socket here closed. Never blocks."""
+
+    def wait_subscribed(self, user_id: int, timeout: float) -> bool:
+        """Wait until the subscription is active (True), or the timeout passes, or Redis is down (False)."""
+
+    def publish(self, user_id: int, payload: Any) -> None:
+        """Carry `payload` to the other nodes that have the user; in order, never blocks, may be lost."""
+
+    def publish_counted(self, deliveries: Iterable[tuple[int, Any]]) -> set[int]:
+        """Publish each (user id, payload) now; answers the users whom another node received it for."""
+
+    def connected_among(self, user_ids: Iterable[int]) -> set[int]:
+        """Which of these users have a socket on some node (this one included, when known to Redis)."""
+
+    def status(self) -> str:
+        """`local`, `ok`, or `degraded` (Redis unreachable: only this node's users are served live)."""
+
+    def close(self) -> None:
+        """Stop receiving and publishing."""
+
+
+class LocalCluster:
+    """A deployment of one node: every user is local, and there is no one to tell."""
+
+    def __init__(self, node_name: str):
+        self.node_name = node_name
+
+    def start(self, deliver: Deliver) -> None:
+        pass
+
+    def subscribe(self, user_id: int) -> None:
+        pass
+
+    def unsubscribe(self, user_id: int) -> None:
+        pass
+
+    def wait_subscribed(self, user_id: int, timeout: float) -> bool:
+        return True
+
+    def publish(self, user_id: int, payload: Any) -> None:
+        pass
+
+    def publish_counted(self, deliveries: Iterable[tuple[int, Any]]) -> set[int]:
+        return set()
+
+    def connected_among(self, user_ids: Iterable[int]) -> set[int]:
+        return set()
+
+    def status(self) -> str:
+        return "local"
+
+    def close(self) -> None:
+        pass
+
+
+def node_name_of(settings: ClusterSettings, ws_port: int) -> str:
+    """`[cluster] node_name`, or the host name and WebSocket port."""
+    return settings.node_name or f"{socket.gethostname()}:{ws_port}"
+
+
+def open_cluster(settings: ClusterSettings, ws_port: int) -> Cluster:
+    """The backend `[cluster] backend` names, not started yet."""
+    node_name = node_name_of(settings, ws_port)
+    if settings.backend == "redis":
+        from cluster.redis_pubsub import RedisCluster
+
+        # a restarted node must not take the pushes its previous life published for itself
+        return RedisCluster(settings.redis_url, node_name, instance=uuid.uuid4().hex)
+    return LocalCluster(node_name)
+
+
+__all__ = ["Cluster", "Deliver", "LocalCluster", "node_name_of", "open_cluster"]

@@ -1,0 +1,245 @@
+"""RedisCluster: nodes joined through Redis pub/sub, one channel per user.
+
+Two greenlets own the two Redis connections, so no connection is ever used
+by two greenlets at once:
+
+- the subscriber holds the pub/sub connection. Between reads it applies the
+  subscription changes the router asked for, and it hands every payload
+  another node published to `deliver`. When the connection fails it marks
+  the node degraded, reconnects with capped, jittered exponential backoff,
+  and subscribes again to every user connected here;
+- the publisher empties the outbox into pipelines of PUBLISH, in order.
+  While Redis is down it drops what it is given: the rows are in the
+  database, and recipients on other nodes get them when they reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from typing import Any, Iterable
+
+import gevent
+import redis
+from gevent.event import Event
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+import metrics
+from cluster import Deliver
+from cluster.envelope import EnvelopeError, decode, encode
+
+log = logging.getLogger(__name__)
+CHANNEL_PREFIX = "realtime:user:"
+POLL_SECONDS = 0.01  # the subscriber's longest read between applying subscription changes
+PUBLISH_BATCH = 1000  # PUBLISH commands per pipeline
+NUMSUB_BATCH = 1000  # channels per PUBSUB NUMSUB
+CONNECT_TIMEOUT = 2.0
+COMMAND_TIMEOUT = 5.0
+HEALTH_CHECK_SECONDS = 5  # a pub/sub connection silent this long is pinged, so a dead peer is noticed
+RECONNECT_FIRST, RECONNECT_MAX = 0.1, 5.0  # seconds between reconnection attempts, doubling
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def channel_of(user_id: int) -> str:
+    return f"{CHANNEL_PREFIX}{user_id}"
+
+
+def user_of(channel: bytes | str) -> int | None:
+    """The user id of a user channel, or None for any other channel."""
+    name = channel.decode() if isinstance(channel, bytes) else channel
+    if not name.startswith(CHANNEL_PREFIX):
+        return None
+    try:
+        return int(name[len(CHANNEL_PREFIX):])
+    except ValueError:
+        return None
+
+
+class RedisCluster:
+    """The Redis backend of `cluster.Cluster`."""
+
+    def __init__(self, url: str, node_name: str, instance: str):
+        self.node_name = node_name
+        self._instance = instance  # envelopes from this process come back on its own channels: skip them
+        options = dict(
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),  # the greenlets below retry, with backoff
+        )
+        self._publisher_client = redis.Redis.from_url(url, **options)
+        self._pubsub = redis.Redis.from_url(url, health_check_interval=HEALTH_CHECK_SECONDS, **options).pubsub()
+        self._node_channel = f"realtime:node:{instance}"  # keeps the pub/sub connection open with no user here
+        self._wanted: set[int] = set()  # users with a socket here
+        self._changes: dict[int, bool] = {}  # user -> subscribe (True) or unsubscribe, not yet sent
+        self._confirmed: dict[int, Event] = {}  # user -> set once Redis confirmed the subscription
+        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._outbox_ready = Event()
+        self._up = False
+        self._deliver: Deliver | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+
+    # ------------------------------------------------------------ Cluster
+
+    def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        self._greenlets = [gevent.spawn(self._subscriber), gevent.spawn(self._publisher)]
+
+    def subscribe(self, user_id: int) -> None:
+        self._wanted.add(user_id)
+        self._changes[user_id] = True
+        self._confirmed.setdefault(user_id, Event())
+
+    def unsubscribe(self, user_id: int) -> None:
+        self._wanted.discard(user_id)
+        self._changes[user_id] = False
+        self._confirmed.pop(user_id, None)
+
+    def wait_subscribed(self, user_id: int, timeout: float) -> bool:
+        confirmed = self._confirmed.get(user_id)
+        return self._up and confirmed is not None and confirmed.wait(timeout)
+
+    def publish(self, user_id: int, payload: Any) -> None:
+        if not self._up:
+            metrics.cluster_pushes.count("dropped")
+            return
+        self._outbox.append((channel_of(user_id), encode(self._instance, payload)))
+        self._outbox_ready.set()
+
+    def publish_counted(self, deliveries: Iterable[tuple[int, Any]]) -> set[int]:
+        deliveries = list(deliveries)
+        if not self._up:
+            metrics.cluster_pushes.count("dropped", len(deliveries))
+            return set()
+        reached: set[int] = set()
+        try:
+            for start in range(0, len(deliveries), PUBLISH_BATCH):
+                batch = deliveries[start : start + PUBLISH_BATCH]
+                pipeline = self._publisher_client.pipeline(transaction=False)
+                for user_id, payload in batch:
+                    pipeline.publish(channel_of(user_id), encode(self._instance, payload))
+                receivers = pipeline.execute()
+                metrics.cluster_pushes.count("published", len(batch))
+                for (user_id, _), count in zip(batch, receivers):
+                    # this node receives its own publication for the users it has
+                    if count - (user_id in self._wanted) > 0:
+                        reached.add(user_id)
+        except REDIS_ERRORS as error:
+            log.warning("cluster: could not publish notifications to other nodes: %s", error)
+        return reached
+
+    def connected_among(self, user_ids: Iterable[int]) -> set[int]:
+        if not self._up:
+            return set()
+        users = list(user_ids)
+        connected: set[int] = set()
+        try:
+            for start in range(0, len(users), NUMSUB_BATCH):
+                counts = self._publisher_client.pubsub_numsub(*map(channel_of, users[start : start + NUMSUB_BATCH]))
+                connected.update(user_of(channel) for channel, count in counts if count)
+        except REDIS_ERRORS as error:
+            log.warning("cluster: could not ask Redis who is connected: %s", error)
+        return connected
+
+    def status(self) -> str:
+        return "ok" if self._up else "degraded"
+
+    def close(self) -> None:
+        gevent.killall(self._greenlets, block=True, timeout=2)
+        self._pubsub.close()
+        self._publisher_client.close()
+
+    # ------------------------------------------------------------ subscriber
+
+    def _subscriber(self) -> None:
+        delay = RECONNECT_FIRST
+        while True:
+            try:
+                self._resubscribe()
+                self._set_up(True)
+                delay = RECONNECT_FIRST
+                while True:
+                    self._apply_changes()
+                    message = self._pubsub.get_message(timeout=POLL_SECONDS)
+                    if message is not None:
+                        self._on_message(message)
+            except REDIS_ERRORS as error:
+                self._set_up(False, error)
+                self._pubsub.reset()
+                gevent.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, RECONNECT_MAX)
+
+    def _resubscribe(self) -> None:
+        """Connect, and subscribe to this node's channel and every connected user's."""
+        self._changes.clear()
+        channels = [self._node_channel, *map(channel_of, self._wanted)]
+        for start in range(0, len(channels), NUMSUB_BATCH):
+            self._pubsub.subscribe(*channels[start : start + NUMSUB_BATCH])
+
+    def _apply_changes(self) -> None:
+        if not self._changes:
+            return
+        changes, self._changes = self._changes, {}
+        added = [channel_of(user_id) for user_id, on in changes.items() if on]
+        removed = [channel_of(user_id) for user_id, on in changes.items() if not on]
+        if removed:
+            self._pubsub.unsubscribe(*removed)
+        if added:
+            self._pubsub.subscribe(*added)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        user_id = user_of(message["channel"])
+        if user_id is None:
+            return
+        if message["type"] == "subscribe":
+            confirmed = self._confirmed.get(user_id)
+            if confirmed is not None:
+                confirmed.set()
+            return
+        if message["type"] != "message":
+            return
+        try:
+            origin, payload = decode(message["data"])
+        except EnvelopeError as error:
+            metrics.cluster_pushes.count("malformed")
+            log.warning("cluster: dropped a push for user %s: %s", user_id, error)
+            return
+        if origin != self._instance:
+            metrics.cluster_pushes.count("received")
+            self._deliver(user_id, payload)
+
+    def _set_up(self, up: bool, error: Exception | None = None) -> None:
+        if up and not self._up:
+            log.info("cluster: connected to Redis as node %s, %d users subscribed", self.node_name, len(self._wanted))
+        elif not up and self._up:
+            log.error("cluster: lost Redis (%s); serving this node's users only, reconnecting", error)
+        elif not up:
+            log.debug("cluster: Redis still unreachable: %s", error)
+        self._up = up
+        if not up:
+            for confirmed in self._confirmed.values():
+                confirmed.clear()
+
+    # ------------------------------------------------------------ publisher
+
+    def _publisher(self) -> None:
+        while True:
+            self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while self._outbox:
+                batch = [self._outbox.popleft() for _ in range(min(PUBLISH_BATCH, len(self._outbox)))]
+                if not self._up:
+                    metrics.cluster_pushes.count("dropped", len(batch))
+                    continue
+                pipeline = self._publisher_client.pipeline(transaction=False)
+                for channel, data in batch:
+                    pipeline.publish(channel, data)
+                try:
+                    pipeline.execute()
+                except REDIS_ERRORS as error:
+                    log.warning("cluster: %d pushes to other nodes lost: %s", len(batch), error)
+                    outcome = "dropped"
+                else:
+                    outcome = "published"
+                metrics.cluster_pushes.count(outcome, len(batch))
