@@ -28,7 +28,7 @@ from redis.retry import Retry
 
 import metrics
 from cluster import Deliver
-from cluster.envelope import EnvelopeError, decode, encode
+from cluster.envelope import EnvelopeError, decode, encode, origin_prefix
 
 log = logging.getLogger(__name__)
 CHANNEL_PREFIX = "realtime:user:"
@@ -62,7 +62,8 @@ class RedisCluster:
 
     def __init__(self, url: str, node_name: str, instance: str):
         self.node_name = node_name
-        self._instance = instance  # envelopes from this process come back on its own channels: skip them
+        self._instance = instance
+        self._own_prefix = origin_prefix(instance)  # what this process publishes comes back on its channels
         options = dict(
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=COMMAND_TIMEOUT,
@@ -77,6 +78,7 @@ class RedisCluster:
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._outbox_ready = Event()
         self._up = False
+        self._outage_reported = False
         self._deliver: Deliver | None = None
         self._greenlets: list[gevent.Greenlet] = []
 
@@ -197,23 +199,25 @@ class RedisCluster:
             if confirmed is not None:
                 confirmed.set()
             return
-        if message["type"] != "message":
+        if message["type"] != "message" or message["data"].startswith(self._own_prefix):
             return
         try:
-            origin, payload = decode(message["data"])
+            _, payload = decode(message["data"])
         except EnvelopeError as error:
             metrics.cluster_pushes.count("malformed")
             log.warning("cluster: dropped a push for user %s: %s", user_id, error)
             return
-        if origin != self._instance:
-            metrics.cluster_pushes.count("received")
-            self._deliver(user_id, payload)
+        metrics.cluster_pushes.count("received")
+        self._deliver(user_id, payload)
 
     def _set_up(self, up: bool, error: Exception | None = None) -> None:
+        """Log each change once: connected, or unreachable (and then, until it is back, only at debug level)."""
         if up and not self._up:
             log.info("cluster: connected to Redis as node %s, %d users subscribed", self.node_name, len(self._wanted))
-        elif not up and self._up:
-            log.error("cluster: lost Redis (%s); serving this node's users only, reconnecting", error)
+            self._outage_reported = False
+        elif not up and not self._outage_reported:
+            log.error("cluster: cannot reach Redis (%s); serving this node's users only, reconnecting", error)
+            self._outage_reported = True
         elif not up:
             log.debug("cluster: Redis still unreachable: %s", error)
         self._up = up
