@@ -1,11 +1,12 @@
 """RedisCluster: nodes joined through Redis pub/sub, one channel per user.
 
-Two greenlets own the two Redis connections, so no connection is ever used
-by two greenlets at once:
+Two greenlets own the two long-lived Redis connections, so no connection is
+ever used by two greenlets at once (other calls take their own from the pool):
 
 - the subscriber holds the pub/sub connection. Between reads it applies the
-  subscription changes the router asked for, and it hands every payload
-  another node published to `deliver`. When the connection fails it marks
+  subscription changes the router asked for (a change also publishes a
+  wake-up to the node's own channel, so an idle subscriber does not poll),
+  and it hands every payload another node published to `deliver`. When the connection fails it marks
   the node degraded, reconnects with capped, jittered exponential backoff,
   and subscribes again to every user connected here;
 - the publisher empties the outbox into pipelines of PUBLISH, in order.
@@ -32,7 +33,7 @@ from cluster.envelope import EnvelopeError, decode, encode, origin_prefix
 
 log = logging.getLogger(__name__)
 CHANNEL_PREFIX = "realtime:user:"
-POLL_SECONDS = 0.01  # the subscriber's longest read between applying subscription changes
+IDLE_READ_SECONDS = 1.0  # the subscriber's longest read: subscription changes whose wake-up was lost wait this long
 PUBLISH_BATCH = 1000  # PUBLISH commands per pipeline
 NUMSUB_BATCH = 1000  # channels per PUBSUB NUMSUB
 CONNECT_TIMEOUT = 2.0
@@ -74,6 +75,7 @@ class RedisCluster:
         self._node_channel = f"realtime:node:{instance}"  # keeps the pub/sub connection open with no user here
         self._wanted: set[int] = set()  # users with a socket here
         self._changes: dict[int, bool] = {}  # user -> subscribe (True) or unsubscribe, not yet sent
+        self._wake_pending = False
         self._confirmed: dict[int, Event] = {}  # user -> set once Redis confirmed the subscription
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._outbox_ready = Event()
@@ -92,11 +94,13 @@ class RedisCluster:
         self._wanted.add(user_id)
         self._changes[user_id] = True
         self._confirmed.setdefault(user_id, Event())
+        self._wake_subscriber()
 
     def unsubscribe(self, user_id: int) -> None:
         self._wanted.discard(user_id)
         self._changes[user_id] = False
         self._confirmed.pop(user_id, None)
+        self._wake_subscriber()
 
     def wait_subscribed(self, user_id: int, timeout: float) -> bool:
         confirmed = self._confirmed.get(user_id)
@@ -163,7 +167,7 @@ class RedisCluster:
                 delay = RECONNECT_FIRST
                 while True:
                     self._apply_changes()
-                    message = self._pubsub.get_message(timeout=POLL_SECONDS)
+                    message = self._pubsub.get_message(timeout=IDLE_READ_SECONDS)
                     if message is not None:
                         self._on_message(message)
             except REDIS_ERRORS as error:
@@ -179,7 +183,22 @@ class RedisCluster:
         for start in range(0, len(channels), NUMSUB_BATCH):
             self._pubsub.subscribe(*channels[start : start + NUMSUB_BATCH])
 
+    def _wake_subscriber(self) -> None:
+        """Have the subscriber's read return, through Redis, so that it applies the changes soon.
+
+        While Redis is down there is no one to wake: reconnecting subscribes to every wanted user."""
+        if self._up and not self._wake_pending:
+            self._wake_pending = True
+            gevent.spawn(self._send_wake_up)
+
+    def _send_wake_up(self) -> None:
+        try:
+            self._publisher_client.publish(self._node_channel, b"apply subscription changes")
+        except REDIS_ERRORS:
+            pass  # the subscriber's read ends within IDLE_READ_SECONDS anyway
+
     def _apply_changes(self) -> None:
+        self._wake_pending = False
         if not self._changes:
             return
         changes, self._changes = self._changes, {}
