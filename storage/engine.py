@@ -26,6 +26,7 @@ import metrics
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+WAL_ATTEMPTS = 3  # tries at switching a new SQLite file to WAL while other processes do the same
 
 
 class StorageUnavailable(Exception):
@@ -134,7 +135,7 @@ class SqliteEngine:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(self._path, timeout=10, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(connection)
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA foreign_keys=OFF")
             self._local.connection = connection
@@ -145,6 +146,21 @@ class SqliteEngine:
         if translated is None:
             translated = self._translations[sql] = sql.replace("%s", "?")
         return translated
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Switch the file to WAL (a no-op once it is). On a new file another process may be switching it at the
+    same moment (two nodes starting together): SQLite then refuses at once, without the busy timeout, so wait
+    for that process's lock with an empty write transaction, whose BEGIN IMMEDIATE does wait, and try again."""
+    for attempt in range(1, WAL_ATTEMPTS + 1):
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if attempt == WAL_ATTEMPTS or "locked" not in str(error).lower():
+                raise
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("COMMIT")
 
 
 def _sqlite_unavailable(error: sqlite3.OperationalError) -> bool:

@@ -287,8 +287,10 @@ class Storage:
         """Move these messages from sent to delivered; return those that moved, by id.
 
         One UPDATE in the usual case, where all of them were still sent. When
-        some were not (delivered or read before), the ones this call moved are
-        those stamped with `delivered_at`.
+        none moved, none is returned: another writer (another node, with a
+        socket of the same recipient) may have stamped them with this very
+        `delivered_at`. When some moved, the ones this call moved are those
+        stamped with `delivered_at`.
         """
         by_id = {message.id: message for message in messages}
         ids = sorted(by_id)
@@ -302,6 +304,8 @@ class Storage:
             write=True,
             single_statement=True,
         )
+        if moved == 0:
+            return {}
         if moved < len(ids):
             rows = self.engine.transaction(
                 lambda session: session.query(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from pathlib import Path
 from typing import Iterator
 
+import gevent
 import pytest
 
 from settings import load_settings
@@ -41,6 +44,25 @@ def test_migrations_apply_once_and_a_second_start_changes_nothing(database_env: 
     assert second.prepare() == []
     assert second.schema_version() == LATEST_VERSION
     second.close()
+
+
+def test_a_new_sqlite_file_locked_by_another_process_switching_it_to_wal_is_waited_for(tmp_path: Path) -> None:
+    """Two nodes starting together on one new SQLite file: while one holds the file's lock to switch it to WAL,
+    SQLite refuses the other's switch at once ("database is locked"); the other must wait and start anyway."""
+    path = tmp_path / "new.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the lock the other node holds while it switches the new file to WAL
+    storage = _open({"REALTIME_DATABASE_BACKEND": "sqlite", "REALTIME_DATABASE_PATH": str(path)})
+    preparing = gevent.spawn(storage.prepare)
+    preparing.join(timeout=0.5)
+    assert not preparing.ready(), f"did not wait for the other process's lock: {preparing.exception!r}"
+    other.execute("COMMIT")
+    preparing.join(timeout=15)
+    assert preparing.successful(), preparing.exception
+    assert preparing.value == list(range(1, LATEST_VERSION + 1))
+    assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    other.close()
+    storage.close()
 
 
 def test_platform_tables_with_extra_columns_are_used_as_they_are(database_env: dict[str, str]) -> None:
@@ -114,6 +136,14 @@ def test_mark_delivered_reports_only_messages_that_moved(storage: Storage) -> No
     assert [moved[i].client_msg_id for i in ids] == ["kx", None]
     assert storage.mark_delivered(messages, 5678) == {}
     assert storage.undelivered_messages(2) == []
+
+
+def test_mark_delivered_in_the_same_millisecond_as_another_writer_reports_nothing(storage: Storage) -> None:
+    """Two nodes, each with a socket of the recipient, mark one message at once: only the first announces it."""
+    storage.add_users([(1, "a"), (2, "b")])
+    [stored] = storage.store_messages([_draft(1, 2, "x")])
+    assert list(storage.mark_delivered([stored.message], 1234)) == [stored.message.id]
+    assert storage.mark_delivered([stored.message], 1234) == {}
 
 
 def test_mark_delivered_of_a_mix_reports_only_those_still_sent(storage: Storage) -> None:
