@@ -85,6 +85,15 @@ class Client:
             return
         raise AssertionError(f"unexpected frame {frame}")
 
+    def take_all(self, frame_type: str, within: float) -> list[dict[str, Any]]:
+        """Every frame of this type received within `within` seconds from now (or before), in arrival order."""
+        deadline = time.monotonic() + within
+        while (remaining := deadline - time.monotonic()) > 0 and self._read(remaining):
+            pass
+        taken = [frame for frame in self.received if frame.get("type") == frame_type]
+        self.received[:] = [frame for frame in self.received if frame.get("type") != frame_type]
+        return taken
+
     def _read(self, timeout: float) -> bool:
         """Read one frame into `received`; False on timeout or once the connection closed."""
         if self.close_code is not None:

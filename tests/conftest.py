@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import pytest
 
 from tests.mariadb import MariaDB, start_mariadb
+from tests.redis_server import RedisServer
 from tests.server import ServerProcess
 
 BACKENDS = [
@@ -24,6 +25,15 @@ BACKENDS = [
 @pytest.fixture(scope="session")
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
     server = start_mariadb(tmp_path_factory.mktemp("mariadb"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server shared by the session's cluster tests; tests that stop it start their own."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
     yield server
     server.stop()
 
