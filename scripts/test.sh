@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Run the whole test suite: installs the Python dependencies, and Chromium, Node.js, Redis and MariaDB if
+# Run the whole test suite: installs the Python dependencies, and Chromium, Node.js, Redis, nginx and MariaDB if
 # missing, then pytest. Extra arguments go to pytest (e.g. -k chat, -x). REALTIME_TEST_BACKENDS=sqlite skips MariaDB.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh requirements-dev.txt || exit 1
-system_deps=(chromium node redis)
+system_deps=(chromium node redis nginx)
 if [[ ",${REALTIME_TEST_BACKENDS:-sqlite,mysql}," == *",mysql,"* ]]; then
   system_deps+=(mariadb)
 fi
