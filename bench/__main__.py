@@ -4,6 +4,9 @@ Starts MariaDB (durable settings), gives each server its own database with
 the same seed, runs every scenario against each server in turn, prints a
 table per scenario and writes everything to a JSON file. `--quick` shrinks
 every scenario (CI runs that as a smoke test, with no timing assertions).
+`--nodes 1,2` also runs this service as two nodes joined through a
+throwaway Redis, with the clients spread over both (the reference server
+cannot cluster: it runs on one node only).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from bench import loadgen  # noqa: E402
 from settings import load_settings  # noqa: E402
 from storage import open_storage  # noqa: E402
 from tests.mariadb import MariaDB, start_mariadb  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
 from tests.server import free_port  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
@@ -87,9 +91,12 @@ class Server:
 
     name = ""
 
-    def __init__(self, database_env: dict[str, str], workdir: Path):
+    def __init__(
+        self, database_env: dict[str, str], workdir: Path, extra_env: dict[str, str] | None = None, label: str = ""
+    ):
         self.ws_port, self.http_port = free_port(), free_port()
         self.workdir = workdir
+        self.label = label or self.name  # names the log file
         self.env = {
             **os.environ,
             **database_env,
@@ -97,29 +104,38 @@ class Server:
             "REALTIME_SERVER_HOST": "127.0.0.1",
             "REALTIME_SERVER_WS_PORT": str(self.ws_port),
             "REALTIME_SERVER_HTTP_PORT": str(self.http_port),
+            **(extra_env or {}),
         }
         self.process: subprocess.Popen | None = None
 
     @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.ws_port}/"
+    def urls(self) -> list[str]:
+        """The WebSocket URLs the load generator spreads its clients over: one per node."""
+        return [f"ws://127.0.0.1:{self.ws_port}/"]
 
     def command(self) -> tuple[list[str], Path]:
         raise NotImplementedError
 
     def start(self) -> None:
         command, cwd = self.command()
-        log = (self.workdir / f"{self.name}.log").open("ab")
+        log = (self.workdir / f"{self.label}.log").open("ab")
         self.process = subprocess.Popen(command, cwd=cwd, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"{self.name} exited; see {log.name}"
+            assert self.process.poll() is None, f"{self.label} exited; see {log.name}"
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=2):
+                # a cluster node serves only its own users until it reaches Redis
+                if self.health().get("cluster") != "degraded":
                     return
             except OSError:
-                time.sleep(0.1)  # waiting for a child process to listen
-        raise RuntimeError(f"{self.name} did not become healthy")
+                pass
+            time.sleep(0.1)  # waiting for a child process to listen
+        raise RuntimeError(f"{self.label} did not become healthy")
+
+    def health(self) -> dict[str, Any]:
+        """GET /healthz; raises OSError until the server answers 200."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=2) as response:
+            return json.loads(response.read())
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -140,6 +156,10 @@ class Server:
         assert self.process is not None
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def helper_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds of the processes besides the server's that serve it, by name: none for one process."""
+        return {}
 
     def notify_post(self, post_id: int, author_id: int) -> dict[str, Any]:
         body = json.dumps({"postId": post_id, "userId": author_id}).encode()
@@ -172,6 +192,93 @@ class ReferenceServer(Server):
             copy.chmod(0o755)
             subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=copy, check=True)
         return ["node", "server.js"], copy
+
+
+class OurCluster:
+    """`count` nodes of this service on one database, joined through a throwaway Redis (no persistence).
+
+    The scenarios drive it as one server: clients spread over its nodes'
+    URLs, HTTP calls go to the first node, CPU and memory are the nodes' sums
+    (Redis's CPU is reported on its own).
+    """
+
+    def __init__(self, database_env: dict[str, str], workdir: Path, count: int):
+        self.name = f"this service, {count} nodes"
+        self.redis = RedisServer(workdir / f"redis-{database_env['REALTIME_DATABASE_NAME']}")
+        self.nodes = [
+            OurServer(
+                database_env,
+                workdir,
+                {
+                    "REALTIME_CLUSTER_BACKEND": "redis",
+                    "REALTIME_CLUSTER_REDIS_URL": self.redis.url,
+                    "REALTIME_CLUSTER_NODE_NAME": f"node{index + 1}",
+                },
+                label=f"{OurServer.name}, node {index + 1}",
+            )
+            for index in range(count)
+        ]
+
+    @property
+    def urls(self) -> list[str]:
+        return [url for node in self.nodes for url in node.urls]
+
+    def start(self) -> None:
+        self.redis.start()
+        for node in self.nodes:
+            node.start()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.redis.stop()
+
+    def rss_bytes(self) -> int:
+        return sum(node.rss_bytes() for node in self.nodes)
+
+    def cpu_seconds(self) -> float:
+        return sum(node.cpu_seconds() for node in self.nodes)
+
+    def helper_cpu_seconds(self) -> dict[str, float]:
+        return {"redis": self._redis_cpu_seconds()}
+
+    def _redis_cpu_seconds(self) -> float:
+        """User and system CPU of redis-server, all its threads, as Redis itself reports it."""
+        client = self.redis.client()
+        try:
+            cpu = client.info("cpu")
+        finally:
+            client.close()
+        return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+
+    def notify_post(self, post_id: int, author_id: int) -> dict[str, Any]:
+        return self.nodes[0].notify_post(post_id, author_id)
+
+    def node_figures(self) -> dict[str, list]:
+        """Per node, so far: sockets authenticated, pushes it published to Redis and received from it, CPU seconds."""
+        metrics = [_counters(node) for node in self.nodes]
+        return {
+            "connects": [int(m.get('realtime_frames_received_total{type="connect"}', 0)) for m in metrics],
+            "pushes_published": [int(m.get('realtime_cluster_pushes_total{outcome="published"}', 0)) for m in metrics],
+            "pushes_received": [int(m.get('realtime_cluster_pushes_total{outcome="received"}', 0)) for m in metrics],
+            "cpu_s": [node.cpu_seconds() for node in self.nodes],
+            "redis_cpu_s": self._redis_cpu_seconds(),
+        }
+
+
+def _counters(node: Server) -> dict[str, float]:
+    """The samples of a node's /metrics, by name and labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics", timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    return {
+        name: float(value)
+        for line in lines
+        if line and not line.startswith("#")
+        for name, _, value in [line.rpartition(" ")]
+    }
+
+
+Target = Server | OurCluster  # what the scenarios drive
 
 
 # ---------------------------------------------------------------- workers
@@ -208,18 +315,20 @@ def _latency(values: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- scenarios
 
 
-def chat(server: Server, users: list[int], count: int, window: int | None, rate: float | None) -> dict[str, Any]:
+def chat(server: Target, users: list[int], count: int, window: int | None, rate: float | None) -> dict[str, Any]:
     start_at = time.time() + 3 + len(users) / 500  # every worker connected by then
     rate_per_user = None if rate is None else rate / len(users)
-    cpu_at_start: list[float] = []  # the connects before start_at are not the scenario's cost
-    sampler = threading.Timer(start_at - time.time(), lambda: cpu_at_start.append(server.cpu_seconds()))
+    at_start: list[tuple[float, dict[str, float]]] = []  # the connects before start_at are not the scenario's cost
+    sampler = threading.Timer(
+        start_at - time.time(), lambda: at_start.append((server.cpu_seconds(), server.helper_cpu_seconds()))
+    )
     sampler.start()
     parts = _in_workers(
         loadgen.run_chat,
-        [(server.url, SECRET, part, count, window, rate_per_user, start_at) for part in _split(users, WORKERS)],
+        [(server.urls, SECRET, part, count, window, rate_per_user, start_at) for part in _split(users, WORKERS)],
     )
     sampler.join()
-    cpu_before = cpu_at_start[0]
+    cpu_before, helpers_before = at_start[0]
     seconds = max(part["finished"] for part in parts) - start_at
     latencies = [value for part in parts for value in part["latencies"]]
     expected = len(users) * count
@@ -235,11 +344,15 @@ def chat(server: Server, users: list[int], count: int, window: int | None, rate:
         "seconds": seconds,
         "server_cpu_percent": 100 * (server.cpu_seconds() - cpu_before) / seconds,
         "server_cpu_ms_per_message": 1000 * (server.cpu_seconds() - cpu_before) / expected,
+        **{
+            f"{name}_cpu_percent": 100 * (cpu - helpers_before[name]) / seconds
+            for name, cpu in server.helper_cpu_seconds().items()
+        },
         "loadgen_cpu_percent": 100 * sum(part["cpu"] for part in parts) / seconds,
     }
 
 
-def fanout(server: Server, author: int, follower_count: int, connected_count: int, posts: int) -> dict[str, Any]:
+def fanout(server: Target, author: int, follower_count: int, connected_count: int, posts: int) -> dict[str, Any]:
     """Posts of `author`, whose followers are users 1..follower_count; `connected_count` of them are connected."""
     followers = list(range(1, follower_count + 1))
     connected = followers[:: max(1, follower_count // connected_count)][:connected_count]
@@ -249,7 +362,7 @@ def fanout(server: Server, author: int, follower_count: int, connected_count: in
     parts = _split(connected, WORKERS)
     with context.Pool(len(parts)) as pool:
         pending = pool.starmap_async(
-            loadgen.run_followers, [(server.url, SECRET, part, post_ids, events) for part in parts]
+            loadgen.run_followers, [(server.urls, SECRET, part, post_ids, events) for part in parts]
         )
         for _ in parts:
             assert events.get(timeout=600) == "ready"
@@ -279,7 +392,7 @@ def fanout(server: Server, author: int, follower_count: int, connected_count: in
     }
 
 
-def idle(server: Server, sizes: Sizes) -> dict[str, Any]:
+def idle(server: Target, sizes: Sizes) -> dict[str, Any]:
     users = list(range(2_000_001, 2_000_001 + sizes.idle_sockets))
     context = multiprocessing.get_context("spawn")
     events = context.Manager().Queue()
@@ -287,7 +400,7 @@ def idle(server: Server, sizes: Sizes) -> dict[str, Any]:
     start_at = time.time() + 3  # every worker process started by then
     with context.Pool(len(parts)) as pool:
         pending = pool.starmap_async(
-            loadgen.run_idle, [(server.url, SECRET, part, sizes.idle_seconds, start_at, events) for part in parts]
+            loadgen.run_idle, [(server.urls, SECRET, part, sizes.idle_seconds, start_at, events) for part in parts]
         )
         while time.time() < start_at - 0.5:
             time.sleep(0.05)  # sample the server just before the connects start
@@ -310,7 +423,7 @@ def idle(server: Server, sizes: Sizes) -> dict[str, Any]:
     }
 
 
-def mixed(server: Server, sizes: Sizes) -> dict[str, Any]:
+def mixed(server: Target, sizes: Sizes) -> dict[str, Any]:
     """Open-loop chat at a fixed rate; a fan-out starts at the middle; latency during it vs before it
     (from MIXED_WARM_UP seconds after the start: the first messages of fresh users are not the steady state)."""
     users = list(range(3_000_001, 3_000_001 + 200))
@@ -322,7 +435,7 @@ def mixed(server: Server, sizes: Sizes) -> dict[str, Any]:
     with context.Pool(WORKERS + 1) as pool:
         chatting = pool.starmap_async(
             loadgen.run_chat,
-            [(server.url, SECRET, part, count, None, rate_per_user, start_at) for part in _split(users, WORKERS)],
+            [(server.urls, SECRET, part, count, None, rate_per_user, start_at) for part in _split(users, WORKERS)],
         )
         time.sleep(max(0.0, start_at + sizes.mixed_seconds / 2 - time.time()))  # the fan-out starts mid-run
         fanout_started = time.time()
@@ -346,7 +459,7 @@ def mixed(server: Server, sizes: Sizes) -> dict[str, Any]:
     }
 
 
-def series(server: Server, sizes: Sizes) -> dict[str, Any]:
+def series(server: Target, sizes: Sizes) -> dict[str, Any]:
     """How cost grows: chat with more and more users, a post to more and more followers (a quarter connected)."""
     results: dict[str, Any] = {}
     for count in sizes.series_users:
@@ -396,7 +509,7 @@ def _seed(database: MariaDB, name: str, sizes: Sizes) -> dict[str, str]:
     return env
 
 
-def run_target(server: Server, sizes: Sizes, scenarios: list[str]) -> dict[str, Any]:
+def run_target(server: Target, sizes: Sizes, scenarios: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     server.start()
     try:
@@ -414,6 +527,8 @@ def run_target(server: Server, sizes: Sizes, scenarios: list[str]) -> dict[str, 
             results["mixed"] = mixed(server, sizes)
         if "series" in scenarios:
             results.update({f"series.{key}": value for key, value in series(server, sizes).items()})
+        if isinstance(server, OurCluster):
+            results["nodes"] = server.node_figures()  # every scenario's but idle's, which restarts the nodes
         if "idle" in scenarios:
             server.stop()  # memory per socket is measured on a fresh process, not on earlier scenarios' heap
             server.start()
@@ -421,6 +536,17 @@ def run_target(server: Server, sizes: Sizes, scenarios: list[str]) -> dict[str, 
     finally:
         server.stop()
     return results
+
+
+def _targets(servers: list[str], node_counts: list[int]) -> list[tuple[str, int]]:
+    """(server, node count) of each run in a round; the reference runs on one node only."""
+    return [(key, nodes) for key in servers for nodes in (node_counts if key == "ours" else [1])]
+
+
+def _target(key: str, nodes: int, database_env: dict[str, str], workdir: Path) -> Target:
+    if nodes > 1:
+        return OurCluster(database_env, workdir, nodes)
+    return {"ours": OurServer, "reference": ReferenceServer}[key](database_env, workdir)
 
 
 def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -436,8 +562,9 @@ def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _print_tables(report: dict[str, Any]) -> None:
+    """One row per figure, one column per server; a figure only some servers have sits with its scenario's."""
     names = list(report["results"])
-    rows: dict[str, list[tuple[str, str]]] = {}
+    rows: dict[str, dict[str, dict[str, str]]] = {}  # scenario -> figure -> server name -> text
     for name in names:
         for scenario, values in report["results"][name].items():
             for key, value in values.items():
@@ -447,17 +574,24 @@ def _print_tables(report: dict[str, Any]) -> None:
                     text = ", ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in value)[:40]
                 else:
                     text = str(value)[:40]
-                rows.setdefault(f"{scenario}.{key}", []).append((name, text))
-    width = max(len(key) for key in rows) if rows else 10
-    print(f"\n{'':<{width}}  " + "  ".join(f"{name:>20}" for name in names))
-    for key, values in rows.items():
-        by_name = dict(values)
-        print(f"{key:<{width}}  " + "  ".join(f"{by_name.get(name, '-'):>20}" for name in names))
+                rows.setdefault(scenario, {}).setdefault(key, {})[name] = text
+    keys = [(f"{scenario}.{key}", by_name) for scenario, figures in rows.items() for key, by_name in figures.items()]
+    width = max((len(key) for key, _ in keys), default=10)
+    columns = [max(20, len(name)) for name in names]
+    print(f"\n{'':<{width}}  " + "  ".join(f"{name:>{column}}" for name, column in zip(names, columns)))
+    for key, by_name in keys:
+        cells = (f"{by_name.get(name, '-'):>{column}}" for name, column in zip(names, columns))
+        print(f"{key:<{width}}  " + "  ".join(cells))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--servers", default="ours,reference", help="ours, reference or both (default)")
+    parser.add_argument(
+        "--nodes",
+        default="1",
+        help="node counts to run this service with, e.g. 1,2 (default 1); more than one joins them through Redis",
+    )
     parser.add_argument("--scenarios", default="chat,open,fanout,mixed,series,idle")
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds, alternating the servers; the table shows each figure's median"
@@ -470,6 +604,11 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sizes = QUICK if args.quick else Sizes()
     scenarios = args.scenarios.split(",")
+    node_counts = [int(count) for count in args.nodes.split(",")]
+    if min(node_counts) < 1:
+        parser.error("--nodes: counts of at least 1")
+    if "reference" in args.servers.split(",") and max(node_counts) > 1:
+        print("--- the reference server cannot cluster: it runs on one node only", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     database = start_mariadb(workdir / "mariadb")
     report: dict[str, Any] = {
@@ -480,14 +619,14 @@ def main() -> int:
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         },
         "sizes": sizes.__dict__,
+        "node_counts": node_counts,
         "results": {},
     }
     try:
-        kinds = {"ours": OurServer, "reference": ReferenceServer}
         rounds: dict[str, list[dict[str, Any]]] = {}
         for round_index in range(args.repeat):
-            for key in args.servers.split(","):
-                server = kinds[key](_seed(database, f"bench_{key}_{round_index}", sizes), workdir)
+            for key, nodes in _targets(args.servers.split(","), node_counts):
+                server = _target(key, nodes, _seed(database, f"bench_{key}_{nodes}_{round_index}", sizes), workdir)
                 print(f"--- {server.name}, round {round_index + 1} of {args.repeat}", flush=True)
                 rounds.setdefault(server.name, []).append(run_target(server, sizes, scenarios))
         report["rounds"] = rounds

@@ -3,6 +3,9 @@
 Each public `run_*` function runs in a worker process (several at once, so
 the generator is not the bottleneck) and returns plain data for the parent to
 merge. Workers start sending at a shared wall-clock instant `start_at`.
+Each takes the server's WebSocket URLs, one per node: the i-th user of its
+list connects to `urls[i % len(urls)]`, so with two nodes the chat pairs
+(0, 1), (2, 3), ... have one user on each and the followers alternate.
 """
 
 from __future__ import annotations
@@ -35,16 +38,16 @@ async def open_socket(url: str, secret: str, user_id: int) -> BenchSocket:
     return socket
 
 
-async def open_sockets(url: str, secret: str, user_ids: list[int]) -> tuple[list[BenchSocket], float]:
-    """Connect and authenticate every user; return the sockets and the seconds it took."""
+async def open_sockets(urls: list[str], secret: str, user_ids: list[int]) -> tuple[list[BenchSocket], float]:
+    """Connect and authenticate every user, spread over `urls`; return the sockets and the seconds it took."""
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
-    async def one(user_id: int) -> BenchSocket:
+    async def one(index: int, user_id: int) -> BenchSocket:
         async with gate:
-            return await open_socket(url, secret, user_id)
+            return await open_socket(urls[index % len(urls)], secret, user_id)
 
     started = time.perf_counter()
-    sockets = await asyncio.gather(*(one(user_id) for user_id in user_ids))
+    sockets = await asyncio.gather(*(one(index, user_id) for index, user_id in enumerate(user_ids)))
     return list(sockets), time.perf_counter() - started
 
 
@@ -129,7 +132,7 @@ async def _chat_user(
 
 
 def run_chat(
-    url: str,
+    urls: list[str],
     secret: str,
     user_ids: list[int],
     count: int,
@@ -141,7 +144,7 @@ def run_chat(
     """Users in pairs (0,1), (2,3), ... each send `count` messages to their partner."""
 
     async def main() -> dict[str, Any]:
-        sockets, _ = await open_sockets(url, secret, user_ids)
+        sockets, _ = await open_sockets(urls, secret, user_ids)
         tally = ChatTally()
         run = f"{os.getpid()}-{time.time_ns()}"
         cpu = time.process_time()
@@ -162,14 +165,16 @@ def run_chat(
     return uvloop.run(main())
 
 
-def run_followers(url: str, secret: str, user_ids: list[int], post_ids: list[int], events: Any) -> dict[str, Any]:
+def run_followers(
+    urls: list[str], secret: str, user_ids: list[int], post_ids: list[int], events: Any
+) -> dict[str, Any]:
     """Hold the followers' sockets; record when each notification of each post arrives.
 
     Puts "ready" on `events` once connected, then each post id once all its sockets have it.
     """
 
     async def main() -> dict[str, Any]:
-        sockets, _ = await open_sockets(url, secret, user_ids)
+        sockets, _ = await open_sockets(urls, secret, user_ids)
         arrivals: dict[int, list[float]] = {post_id: [] for post_id in post_ids}
         done = asyncio.Event()
         remaining = len(post_ids)
@@ -200,7 +205,7 @@ def run_followers(url: str, secret: str, user_ids: list[int], post_ids: list[int
 
 
 def run_idle(
-    url: str, secret: str, user_ids: list[int], hold_seconds: float, start_at: float, events: Any
+    urls: list[str], secret: str, user_ids: list[int], hold_seconds: float, start_at: float, events: Any
 ) -> dict[str, Any]:
     """From `start_at`, connect and authenticate every user, report ("ready", time, cpu seconds) on `events`,
     hold the sockets idle, then check they are all still open."""
@@ -208,7 +213,7 @@ def run_idle(
     async def main() -> dict[str, Any]:
         await _wait_until(start_at)
         cpu = time.process_time()
-        sockets, seconds = await open_sockets(url, secret, user_ids)
+        sockets, seconds = await open_sockets(urls, secret, user_ids)
         events.put(("ready", time.time(), time.process_time() - cpu))
         await asyncio.sleep(hold_seconds)  # holding idle sockets is the scenario itself
         alive = sum(1 for socket in sockets if socket.open)
