@@ -46,7 +46,7 @@ class Cluster(Protocol):
         """Carry `payload` to the other nodes that have the user; in order, never blocks, may be lost."""
 
     def publish_counted(self, deliveries: Iterable[tuple[int, Any]]) -> set[int]:
-        """Publish each (user id, payload) now; answers the users whom another node received it for."""
+        """Publish each (user id, payload) now to the other nodes that hold the user; answers those users."""
 
     def connected_among(self, user_ids: Iterable[int]) -> set[int]:
         """Which of these users have a socket on some node (this one included, when known to Redis)."""

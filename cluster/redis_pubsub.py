@@ -114,6 +114,8 @@ class RedisCluster:
         self._outbox_ready.set()
 
     def publish_counted(self, deliveries: Iterable[tuple[int, Any]]) -> set[int]:
+        """Publish only for the users another node holds at this moment (asked with PUBSUB NUMSUB): the offline
+        followers of a post cost no PUBLISH. One who connects after the count gets the stored row on connect."""
         deliveries = list(deliveries)
         if not self._up:
             metrics.cluster_pushes.count("dropped", len(deliveries))
@@ -122,18 +124,26 @@ class RedisCluster:
         try:
             for start in range(0, len(deliveries), PUBLISH_BATCH):
                 batch = deliveries[start : start + PUBLISH_BATCH]
+                counts = self._publisher_client.pubsub_numsub(*(channel_of(user_id) for user_id, _ in batch))
+                elsewhere = [item for item, (_, count) in zip(batch, counts) if self._held_elsewhere(item[0], count)]
+                if not elsewhere:
+                    continue
                 pipeline = self._publisher_client.pipeline(transaction=False)
-                for user_id, payload in batch:
+                for user_id, payload in elsewhere:
                     pipeline.publish(channel_of(user_id), encode(self._instance, payload))
                 receivers = pipeline.execute()
-                metrics.cluster_pushes.count("published", len(batch))
-                for (user_id, _), count in zip(batch, receivers):
-                    # this node receives its own publication for the users it has
-                    if count - (user_id in self._wanted) > 0:
-                        reached.add(user_id)
+                metrics.cluster_pushes.count("published", len(elsewhere))
+                reached.update(
+                    user_id for (user_id, _), count in zip(elsewhere, receivers) if self._held_elsewhere(user_id, count)
+                )
         except REDIS_ERRORS as error:
             log.warning("cluster: could not publish notifications to other nodes: %s", error)
         return reached
+
+    def _held_elsewhere(self, user_id: int, subscribers: int) -> bool:
+        """Whether another node holds the user, given the subscribers of its channel: this node is one of them
+        while the user has a socket here."""
+        return subscribers - (user_id in self._wanted) > 0
 
     def connected_among(self, user_ids: Iterable[int]) -> set[int]:
         if not self._up:
