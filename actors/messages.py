@@ -59,6 +59,11 @@ class FromCluster:
 
 
 @dataclass(frozen=True, slots=True)
+class CatchUp:
+    """Pushes between nodes were lost (a Redis outage): push the user's chat messages still undelivered."""
+
+
+@dataclass(frozen=True, slots=True)
 class DeliverMessage:
     """A stored chat message for this user: push it to every socket."""
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import pykka
 
 import metrics
-from actors.messages import CloseAll, FromCluster, PushFrame, ToUser
+from actors.messages import CatchUp, CloseAll, FromCluster, PushFrame, ToUser
 from actors.notifications import NotificationActor
 from actors.rate_limit import RateLimiter
 from actors.router import Broadcast, ConnectedCount, RouterActor
@@ -61,7 +61,10 @@ class Node:
         self.summary_reader = Batcher("connect summaries", storage.connect_summaries, batch, lanes)
         self.cluster = open_cluster(settings.cluster, settings.server.ws_port)
         self.router = RouterActor.start(self._start_user_actor, settings.limits.sockets_per_user, self.cluster)
-        self.cluster.start(lambda user_id, payload: self.router.tell(FromCluster(user_id, payload)))
+        self.cluster.start(
+            lambda user_id, payload: self.router.tell(FromCluster(user_id, payload)),
+            lambda: self.router.tell(Broadcast(CatchUp())),
+        )
         self.notifier = NotificationActor.start(
             self, settings.notify.fanout_batch, settings.notify.fanout_concurrency
         )

@@ -14,6 +14,7 @@ import pykka
 import metrics
 from actors.messages import (
     AttachSocket,
+    CatchUp,
     ClientFrame,
     CloseAll,
     DeliverMessage,
@@ -103,6 +104,8 @@ class UserActor(GeventActor):
                 self._push(text, exclude)
             case DeliverNotification(notification=notification, actor_name=actor_name):
                 self._notify(notification, actor_name)
+            case CatchUp():
+                self._catch_up()
             case _FlushLikes(post_id=post_id):
                 self._flush_likes(post_id)
             case _Stored():
@@ -301,6 +304,19 @@ class UserActor(GeventActor):
             return
         self._remember_pushed(message.id)
         self._push(_message_frame(message), on_written=self._delivery_marker(message))
+
+    def _catch_up(self) -> None:
+        """Push the first page of this user's undelivered messages that are not on its sockets yet: other nodes
+        stored them while their pushes could not travel. Read with other users' in one query."""
+        if not self._sockets:
+            return
+        try:
+            summary = self._node.connect_summary(self.user_id)
+        except StorageUnavailable:
+            log.warning("user %s: undelivered messages not caught up: storage unavailable", self.user_id)
+            return
+        for message in summary.backlog if summary else ():
+            self._deliver(message)
 
     # ------------------------------------------------------------ notifications for this user
 

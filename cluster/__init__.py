@@ -11,7 +11,8 @@ cluster backend, which carries it to the other nodes that have the user.
 
 Redis carries only pushes. The database stays the single source of truth:
 a push Redis loses is what the recipient gets from the database on its next
-connect, as with a recipient that was offline.
+connect, as with a recipient that was offline; and when Redis returns after
+an outage, every connected user gets the chat messages still undelivered.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Callable, Iterable, Protocol
 from settings import ClusterSettings
 
 Deliver = Callable[[int, Any], None]  # (user id, payload) arriving from another node
+Rejoined = Callable[[], None]  # the other nodes are reachable again after an outage
 
 
 class Cluster(Protocol):
@@ -30,8 +32,9 @@ class Cluster(Protocol):
 
     node_name: str
 
-    def start(self, deliver: Deliver) -> None:
-        """Begin receiving: `deliver(user_id, payload)` for each payload another node published."""
+    def start(self, deliver: Deliver, rejoined: Rejoined) -> None:
+        """Begin receiving: `deliver(user_id, payload)` for each payload another node published, and
+        `rejoined()` each time the other nodes are reachable again after an outage (pushes were lost)."""
 
     def subscribe(self, user_id: int) -> None:
         """The user's first socket connected here: receive what other nodes publish to the user. Never blocks."""
@@ -64,7 +67,7 @@ class LocalCluster:
     def __init__(self, node_name: str):
         self.node_name = node_name
 
-    def start(self, deliver: Deliver) -> None:
+    def start(self, deliver: Deliver, rejoined: Rejoined) -> None:
         pass
 
     def subscribe(self, user_id: int) -> None:
@@ -108,4 +111,4 @@ def open_cluster(settings: ClusterSettings, ws_port: int) -> Cluster:
     return LocalCluster(node_name)
 
 
-__all__ = ["Cluster", "Deliver", "LocalCluster", "node_name_of", "open_cluster"]
+__all__ = ["Cluster", "Deliver", "LocalCluster", "Rejoined", "node_name_of", "open_cluster"]

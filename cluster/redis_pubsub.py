@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import metrics
-from cluster import Deliver
+from cluster import Deliver, Rejoined
 from cluster.envelope import EnvelopeError, decode, encode, origin_prefix
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,13 @@ class RedisCluster:
         self._up = False
         self._outage_reported = False
         self._deliver: Deliver | None = None
+        self._rejoined: Rejoined | None = None
         self._greenlets: list[gevent.Greenlet] = []
 
     # ------------------------------------------------------------ Cluster
 
-    def start(self, deliver: Deliver) -> None:
-        self._deliver = deliver
+    def start(self, deliver: Deliver, rejoined: Rejoined) -> None:
+        self._deliver, self._rejoined = deliver, rejoined
         self._greenlets = [gevent.spawn(self._subscriber), gevent.spawn(self._publisher)]
 
     def subscribe(self, user_id: int) -> None:
@@ -243,6 +244,8 @@ class RedisCluster:
         """Log each change once: connected, or unreachable (and then, until it is back, only at debug level)."""
         if up and not self._up:
             log.info("cluster: connected to Redis as node %s, %d users subscribed", self.node_name, len(self._wanted))
+            if self._outage_reported:
+                self._rejoined()
             self._outage_reported = False
         elif not up and not self._outage_reported:
             log.error("cluster: cannot reach Redis (%s); serving this node's users only, reconnecting", error)
