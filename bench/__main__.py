@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from prometheus_client.parser import text_string_to_metric_families
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -256,25 +258,28 @@ class OurCluster:
 
     def node_figures(self) -> dict[str, list]:
         """Per node, so far: sockets authenticated, pushes it published to Redis and received from it, CPU seconds."""
-        metrics = [_counters(node) for node in self.nodes]
+        samples = [_samples(node) for node in self.nodes]
+
+        def counts(name: str, label: str, value: str) -> list[int]:
+            return [int(node.get((name, frozenset({(label, value)})), 0)) for node in samples]
+
         return {
-            "connects": [int(m.get('realtime_frames_received_total{type="connect"}', 0)) for m in metrics],
-            "pushes_published": [int(m.get('realtime_cluster_pushes_total{outcome="published"}', 0)) for m in metrics],
-            "pushes_received": [int(m.get('realtime_cluster_pushes_total{outcome="received"}', 0)) for m in metrics],
+            "connects": counts("realtime_frames_received_total", "type", "connect"),
+            "pushes_published": counts("realtime_cluster_pushes_total", "outcome", "published"),
+            "pushes_received": counts("realtime_cluster_pushes_total", "outcome", "received"),
             "cpu_s": [node.cpu_seconds() for node in self.nodes],
             "redis_cpu_s": self._redis_cpu_seconds(),
         }
 
 
-def _counters(node: Server) -> dict[str, float]:
-    """The samples of a node's /metrics, by name and labels."""
+def _samples(node: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The samples of a node's /metrics, parsed by prometheus_client, by name and labels."""
     with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics", timeout=10) as response:
-        lines = response.read().decode().splitlines()
+        text = response.read().decode()
     return {
-        name: float(value)
-        for line in lines
-        if line and not line.startswith("#")
-        for name, _, value in [line.rpartition(" ")]
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
     }
 
 

@@ -129,10 +129,9 @@ class RedisCluster:
                 elsewhere = [item for item, (_, count) in zip(batch, counts) if self._held_elsewhere(item[0], count)]
                 if not elsewhere:
                     continue
-                pipeline = self._publisher_client.pipeline(transaction=False)
-                for user_id, payload in elsewhere:
-                    pipeline.publish(channel_of(user_id), encode(self._instance, payload))
-                receivers = pipeline.execute()
+                receivers = self._publish_all(
+                    [(channel_of(user_id), encode(self._instance, payload)) for user_id, payload in elsewhere]
+                )
                 metrics.cluster_pushes.count("published", len(elsewhere))
                 reached.update(
                     user_id for (user_id, _), count in zip(elsewhere, receivers) if self._held_elsewhere(user_id, count)
@@ -268,14 +267,18 @@ class RedisCluster:
                 if not self._up:
                     metrics.cluster_pushes.count("dropped", len(batch))
                     continue
-                pipeline = self._publisher_client.pipeline(transaction=False)
-                for channel, data in batch:
-                    pipeline.publish(channel, data)
                 try:
-                    pipeline.execute()
+                    self._publish_all(batch)
                 except REDIS_ERRORS as error:
                     log.warning("cluster: %d pushes to other nodes lost: %s", len(batch), error)
                     outcome = "dropped"
                 else:
                     outcome = "published"
                 metrics.cluster_pushes.count(outcome, len(batch))
+
+    def _publish_all(self, publications: list[tuple[str, bytes]]) -> list[int]:
+        """PUBLISH each (channel, data) in one pipeline, in order; the number of subscribers each reached."""
+        pipeline = self._publisher_client.pipeline(transaction=False)
+        for channel, data in publications:
+            pipeline.publish(channel, data)
+        return pipeline.execute()

@@ -295,8 +295,6 @@ _FRAME_TYPES = {
 }
 
 
-
-
 def command_type(command: object) -> str:
     """The frame type a parsed command came as (`message` for `SendMessage`)."""
     return _FRAME_TYPES[type(command)]
