@@ -49,19 +49,22 @@ def new_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         if backend == "sqlite":
             path = tmp_path_factory.mktemp("sqlite") / "realtime.sqlite3"
             return {"REALTIME_DATABASE_BACKEND": "sqlite", "REALTIME_DATABASE_PATH": str(path)}
-        server: MariaDB = request.getfixturevalue("mariadb")
-        name = f"realtime_{uuid.uuid4().hex[:12]}"
-        server.create_database(name)
-        return {
-            "REALTIME_DATABASE_BACKEND": "mysql",
-            "REALTIME_DATABASE_HOST": server.host,
-            "REALTIME_DATABASE_PORT": str(server.port),
-            "REALTIME_DATABASE_USER": server.user,
-            "REALTIME_DATABASE_PASSWORD": server.password,
-            "REALTIME_DATABASE_NAME": name,
-        }
+        return mysql_database(request.getfixturevalue("mariadb"), f"realtime_{uuid.uuid4().hex[:12]}")
 
     return make
+
+
+def mysql_database(server: MariaDB, name: str) -> dict[str, str]:
+    """Create database `name` on `server`; its REALTIME_DATABASE_* environment."""
+    server.create_database(name)
+    return {
+        "REALTIME_DATABASE_BACKEND": "mysql",
+        "REALTIME_DATABASE_HOST": server.host,
+        "REALTIME_DATABASE_PORT": str(server.port),
+        "REALTIME_DATABASE_USER": server.user,
+        "REALTIME_DATABASE_PASSWORD": server.password,
+        "REALTIME_DATABASE_NAME": name,
+    }
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

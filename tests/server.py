@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable
+
+import pymysql
 
 from protocol.tokens import mint_token
 from settings import load_settings
@@ -145,6 +148,17 @@ class ServerProcess:
             self._storage.close()
             self._storage = None
 
+    def mysql_connection(self, **options: Any) -> pymysql.connections.Connection:
+        """A connection of the test's own to the server's MariaDB database."""
+        return pymysql.connect(
+            host=self.env["REALTIME_DATABASE_HOST"],
+            port=int(self.env["REALTIME_DATABASE_PORT"]),
+            user=self.env["REALTIME_DATABASE_USER"],
+            password=self.env["REALTIME_DATABASE_PASSWORD"],
+            database=self.env["REALTIME_DATABASE_NAME"],
+            **options,
+        )
+
     # ------------------------------------------------------------ clients
 
     def token(self, user_id: int, ttl: float = 3600) -> str:
@@ -165,3 +179,21 @@ class ServerProcess:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
+
+    def health(self) -> tuple[int, dict[str, Any]] | None:
+        """(status, body) of /healthz, or None while nothing listens."""
+        try:
+            status, body = self.get("/healthz")
+        except OSError:
+            return None
+        return status, json.loads(body)
+
+    def wait_health(
+        self, condition: Callable[[int, dict[str, Any]], bool], what: str, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Poll /healthz until `condition(status, body)` holds; answer that body."""
+        deadline = time.monotonic() + timeout
+        while (answer := self.health()) is None or not condition(*answer):
+            assert time.monotonic() < deadline, f"{what}: not so within {timeout} s; /healthz answered {answer}"
+            time.sleep(0.05)  # polling an HTTP endpoint: there is no event to wait on
+        return answer[1]

@@ -19,6 +19,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -31,8 +32,7 @@ from typing import Any, Iterator
 from supervisor.datatypes import dict_of_key_value_pairs
 
 from tests.client import Client
-from tests.server import REPO_ROOT, ServerProcess, free_port, wait_until
-from tests.test_operations import health
+from tests.server import REPO_ROOT, ServerProcess, free_port
 
 SUPERVISORD = REPO_ROOT / ".venv" / "bin" / "supervisord"
 SUPERVISORCTL = REPO_ROOT / ".venv" / "bin" / "supervisorctl"
@@ -100,8 +100,6 @@ def exited(pid: int, timeout: float) -> bool:
 
 def refuses(port: int) -> bool:
     """Nothing listens on this loopback port."""
-    import socket
-
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
@@ -221,13 +219,17 @@ class SupervisedCluster:
 
     def wait_joined(self, node: ServerProcess) -> dict[str, Any]:
         """Until the node's /healthz says it reaches the other nodes (`"cluster": "ok"`); answers that body."""
+        return node.wait_health(
+            lambda status, body: status == 200 and body["cluster"] == "ok",
+            f"{node.ws_url} in the cluster",
+            START_TIMEOUT,
+        )
 
-        def joined() -> bool:
-            answer = health(node)
-            return answer is not None and answer[0] == 200 and answer[1]["cluster"] == "ok"
-
-        wait_until(joined, f"{node.ws_url} in the cluster", START_TIMEOUT)
-        return json.loads(node.get("/healthz")[1])
+    def start_joined(self) -> None:
+        """Start supervisord, and with it Redis and both nodes; until both nodes are in the cluster."""
+        self.control.start()
+        self.wait_joined(self.a)
+        self.wait_joined(self.b)
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
+from tests import test_notifications as notifications
 from tests.conftest import ServerFactory
 from tests.server import REPO_ROOT, ServerProcess
 
@@ -119,15 +120,10 @@ class DemoPage:
 
 
 def notify(server: ServerProcess, kind: str, **fields: int) -> dict:
-    """Call the notify API as the main web application does."""
-    request = urllib.request.Request(
-        f"{server.http_url}/notify/{kind}",
-        data=json.dumps(fields).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=15) as response:
-        return json.loads(response.read())
+    """Call the notify API as the main web application does; its JSON answer."""
+    reply = notifications.notify(server, kind, **fields)
+    assert reply.status == 200, (reply.status, reply.raw)
+    return reply.json
 
 
 def get_from_ws_port(server: ServerProcess, path: str) -> tuple[int, str, str]:

@@ -35,9 +35,7 @@ VIEWPORT = {"width": 1280, "height": 760}
 def cluster(tmp_path: Path) -> Iterator[SupervisedCluster]:
     """Redis and both nodes running and joined, in demo mode on one new SQLite file."""
     with supervised_cluster(tmp_path) as started:
-        started.control.start()
-        started.wait_joined(started.a)
-        started.wait_joined(started.b)
+        started.start_joined()
         yield started
 
 

@@ -17,11 +17,11 @@ import redis
 
 from cluster.redis_pubsub import channel_of
 from tests.client import Client
-from tests.conftest import BACKENDS, DatabaseFactory
+from tests.conftest import BACKENDS, DatabaseFactory, ServerFactory
 from tests.redis_server import RedisServer
 from tests.server import ServerProcess, wait_until
 from tests.test_notifications import QUIET, assert_notification, assert_ok, ids, name_of, notify, post_of
-from tests.test_operations import Scrape, health, stored_messages
+from tests.test_operations import Scrape, stored_messages
 
 RECOVERY_TIMEOUT = 15.0  # Redis back: the nodes reconnect within their longest backoff (5 s), and then some
 
@@ -29,22 +29,13 @@ RECOVERY_TIMEOUT = 15.0  # Redis back: the nodes reconnect within their longest 
 # ---------------------------------------------------------------- nodes
 
 
-def start_nodes(workdir: Path, database: dict[str, str], redis_url: str, count: int) -> list[ServerProcess]:
-    """`count` started nodes named node-1, node-2, ... on `database`, joined through Redis at `redis_url`."""
-    nodes = []
-    try:
-        for n in range(1, count + 1):
-            cluster_env = {
-                "REALTIME_CLUSTER_BACKEND": "redis",
-                "REALTIME_CLUSTER_REDIS_URL": redis_url,
-                "REALTIME_CLUSTER_NODE_NAME": f"node-{n}",
-            }
-            nodes.append(ServerProcess(workdir / f"node-{n}", database, cluster_env).start())
-    except BaseException:
-        for node in nodes:
-            node.kill()
-        raise
-    return nodes
+def node_env(redis_server: RedisServer, n: int) -> dict[str, str]:
+    """What makes a service node-`n` of the cluster joined through `redis_server`."""
+    return {
+        "REALTIME_CLUSTER_BACKEND": "redis",
+        "REALTIME_CLUSTER_REDIS_URL": redis_server.url,
+        "REALTIME_CLUSTER_NODE_NAME": f"node-{n}",
+    }
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -56,31 +47,29 @@ def nodes(
 ) -> Iterator[list[ServerProcess]]:
     """Three nodes shared by the tests of this module that neither stop Redis nor kill a node."""
     workdir = tmp_path_factory.mktemp(f"cluster-{request.param}")
-    started = start_nodes(workdir, new_database(request.param), redis_server.url, 3)
-    yield started
-    for node in started:
-        node.stop()
-        node.close_storage()
+    database = new_database(request.param)
+    started: list[ServerProcess] = []
+    try:
+        for n in range(1, 4):
+            started.append(ServerProcess(workdir / f"node-{n}", database, node_env(redis_server, n)).start())
+        yield started
+    finally:
+        for node in started:
+            node.stop()
+            node.close_storage()
 
 
 NodesFactory = Callable[[RedisServer, int], list[ServerProcess]]
 
 
 @pytest.fixture
-def make_nodes(backend: str, new_database: DatabaseFactory, tmp_path: Path) -> Iterator[NodesFactory]:
+def make_nodes(make_server: ServerFactory) -> NodesFactory:
     """`make_nodes(redis, count)`: started nodes of this test's own, on a database of its own."""
-    made: list[ServerProcess] = []
-    database = new_database(backend)
 
     def make(redis_server: RedisServer, count: int) -> list[ServerProcess]:
-        started = start_nodes(tmp_path / f"nodes{len(made)}", database, redis_server.url, count)
-        made.extend(started)
-        return started
+        return [make_server(node_env(redis_server, n)).start() for n in range(1, count + 1)]
 
-    yield make
-    for node in made:
-        node.kill()
-        node.close_storage()
+    return make
 
 
 @pytest.fixture
@@ -121,18 +110,12 @@ def subscribers(client: redis.Redis, user_id: int) -> int:
     return count
 
 
-def reports_cluster(node: ServerProcess, state: str) -> bool:
-    """The node answers /healthz, with `"cluster": state`."""
-    answer = health(node)
-    return answer is not None and answer[1]["cluster"] == state
-
-
 def wait_cluster(nodes: list[ServerProcess], state: str) -> None:
     """Poll /healthz until every node reports `"cluster": state`; then each answers 200 with the database ok."""
     for node in nodes:
-        wait_until(lambda node=node: reports_cluster(node, state), f"{node.http_url} cluster {state}", RECOVERY_TIMEOUT)
+        node.wait_health(lambda _, body: body["cluster"] == state, f"{node.http_url} cluster {state}", RECOVERY_TIMEOUT)
     for n, node in enumerate(nodes, 1):
-        status, body = health(node)
+        status, body = node.health()
         assert status == 200, body
         assert body["status"] == "ok" and body["database"] == "ok" and body["cluster"] == state, body
         assert body["node"] == f"node-{n}", body

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, mysql_database
 from tests.mariadb import MariaDB, start_mariadb
 from tests.server import ServerProcess
 from tests.test_operations import Traffic, assert_promises_kept, start_traffic, stored_messages
@@ -18,34 +17,12 @@ RECOVERY_TIMEOUT = 30.0
 OUTAGE_SECONDS = 10.0
 
 
-def _health(server: ServerProcess) -> tuple[int, dict]:
-    status, body = server.get("/healthz")
-    return status, json.loads(body)
-
-
 def _wait_for_health(server: ServerProcess, expected: int) -> dict:
-    deadline = time.monotonic() + RECOVERY_TIMEOUT
-    while True:
-        status, body = _health(server)
-        if status == expected:
-            return body
-        assert time.monotonic() < deadline, f"/healthz still {status} {body}"
-        time.sleep(0.1)  # polling an HTTP endpoint: there is no event to wait on
+    return server.wait_health(lambda status, _: status == expected, f"/healthz {expected}", RECOVERY_TIMEOUT)
 
 
 def _server_on(database: MariaDB, workdir: Path) -> ServerProcess:
-    database.create_database("outage")
-    return ServerProcess(
-        workdir,
-        {
-            "REALTIME_DATABASE_BACKEND": "mysql",
-            "REALTIME_DATABASE_HOST": database.host,
-            "REALTIME_DATABASE_PORT": str(database.port),
-            "REALTIME_DATABASE_USER": database.user,
-            "REALTIME_DATABASE_PASSWORD": database.password,
-            "REALTIME_DATABASE_NAME": "outage",
-        },
-    ).start()
+    return ServerProcess(workdir, mysql_database(database, "outage")).start()
 
 
 def test_health_says_503_while_the_database_is_down_and_recovers_without_restart(tmp_path: Path) -> None:
@@ -103,13 +80,12 @@ def test_ten_second_outage_under_traffic_refuses_sends_keeps_sockets_and_recover
             for sender in senders:
                 # answers on one socket come in order: after the first refusal nothing sent earlier is pending
                 sender.wait_for(lambda t: _unavailable(t) >= 1, "a send refused as unavailable")
-                with sender._changed:  # noqa: SLF001 - a consistent snapshot of what the thread recorded
-                    acked_when_down[sender.user_id] = len(sender.acked)
+                acked_when_down[sender.user_id] = sender.count_acked()
                 sender.wait_for(lambda t: _unavailable(t) >= 5, "more sends refused as unavailable")
 
             # the rest of the outage: /healthz stays 503, every socket stays open, nothing is acknowledged
             while time.monotonic() - outage_started < OUTAGE_SECONDS:
-                status, body = _health(server)
+                status, body = server.health()
                 assert status == 503 and body["database"] == "down", (status, body)
                 time.sleep(0.2)  # polling /healthz through the outage
             for thread in senders + recipients:

@@ -32,7 +32,7 @@ from typing import Any
 
 from tests.client import Client
 from tests.server import ServerProcess
-from tests.test_bad_input import assert_service_works, history
+from tests.test_bad_input import MAX_CONTENT, MAX_FRAME, assert_service_works, history, message_frames
 from tests.test_websocket_framing import (
     OPCODE_BINARY,
     OPCODE_CLOSE,
@@ -47,8 +47,6 @@ FLOODERS = 6
 FRAMES_PER_FLOODER = 600  # with connect and the final ping: well under the per-user burst of 1,000 frames
 WINDOW = 50  # frames sent before their errors are read
 CHAT_MESSAGES = 40  # each way, while the flood runs
-MAX_CONTENT = 4000
-MAX_FRAME = 65536
 TIMEOUT = 20.0
 
 BAD, TOO_LARGE, NOT_FOUND = "bad_request", "too_large", "not_found"
@@ -778,14 +776,14 @@ def test_hostile_frames_from_six_sockets_are_refused_while_others_chat(server: S
 
         # nothing of the refused frames was stored or pushed
         victim.assert_alive()
-        assert [f for f in victim.received if f.get("type") == "message"] == [], f"seed={SEED}: {victim.received[:5]}"
+        assert message_frames(victim) == [], f"seed={SEED}: {victim.received[:5]}"
         for flooder_id in flooder_ids:
             assert history(victim, flooder_id) == [], f"seed={SEED}: a message from {flooder_id} was stored"
 
         # the chat: each message exactly once, in order, and stored once
         a.assert_alive()
         b.assert_alive()
-        assert [f for f in a.received + b.received if f.get("type") == "message"] == []
+        assert message_frames(a) + message_frames(b) == []
         a.send({"type": "history", "with": b_id, "limit": 100})
         page = a.expect("history", **{"with": b_id})["messages"]
         stored = [(m["messageId"], m["from"], m["content"]) for m in page if m["messageId"] != setup_id]
@@ -884,7 +882,7 @@ def test_tricky_valid_contents_come_back_exactly_as_sent(server: ServerProcess) 
                 assert got.encode("utf-8") == want.encode("utf-8"), (got, want)
         sender.assert_alive()
         recipient.assert_alive()
-        assert [f for f in recipient.received if f.get("type") == "message"] == []
+        assert message_frames(recipient) == []
     assert_service_works(server)
 
 

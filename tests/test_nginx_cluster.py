@@ -21,7 +21,6 @@ from tests.client import Client
 from tests.server import REPO_ROOT, free_port, wait_until
 from tests.supervision import SupervisedCluster, refuses, supervised_cluster
 from tests.test_notifications import assert_notification, assert_ok, notify
-from tests.test_operations import health
 
 NGINX = Path("/usr/sbin/nginx")
 SITE = REPO_ROOT / "deploy" / "nginx-cluster.conf"
@@ -89,9 +88,7 @@ class Nginx:
 @pytest.fixture
 def proxied(tmp_path: Path) -> Iterator[tuple[Nginx, SupervisedCluster]]:
     with supervised_cluster(tmp_path) as cluster:
-        cluster.control.start()
-        cluster.wait_joined(cluster.a)
-        cluster.wait_joined(cluster.b)
+        cluster.start_joined()
         prefix = tmp_path / "nginx"
         prefix.mkdir()
         nginx = Nginx(prefix, cluster)
@@ -127,7 +124,7 @@ def test_clients_of_nginx_are_spread_over_both_nodes_chat_and_are_notified(
 
     with connect(alice_id) as alice, connect(bob_id) as bob:
         # no stickiness needed: each socket is on one node, and a user's pushes reach it there through Redis
-        assert [health(node)[1]["sockets"] for node in (cluster.a, cluster.b)] == [1, 1]
+        assert [node.health()[1]["sockets"] for node in (cluster.a, cluster.b)] == [1, 1]
 
         alice.message(bob_id, "through nginx", "ng-1")
         sent = alice.expect("message_sent", clientMsgId="ng-1")["messageId"]

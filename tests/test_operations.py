@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-import pymysql
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
@@ -227,13 +226,7 @@ def write_lock(server: ServerProcess) -> Iterator[None]:
             connection.rollback()
             connection.close()
         return
-    connection = pymysql.connect(
-        host=env["REALTIME_DATABASE_HOST"],
-        port=int(env["REALTIME_DATABASE_PORT"]),
-        user=env["REALTIME_DATABASE_USER"],
-        password=env["REALTIME_DATABASE_PASSWORD"],
-        database=env["REALTIME_DATABASE_NAME"],
-    )
+    connection = server.mysql_connection()
     try:
         with connection.cursor() as cursor:
             cursor.execute("LOCK TABLES realtime_messages WRITE, realtime_notifications WRITE")
@@ -254,33 +247,16 @@ class Outcome:
     seconds: float
 
 
-def timed_notify(server: ServerProcess, timeout: float = 30.0, **fields: Any) -> Outcome:
+def timed_notify(server: ServerProcess, **fields: Any) -> Outcome:
     """POST /notify/like; a refused connection is an outcome, any other failure raises."""
     started = time.monotonic()
-    prepared = urllib.request.Request(
-        f"{server.http_url}/notify/like",
-        data=json.dumps(fields).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
     try:
-        with urllib.request.urlopen(prepared, timeout=timeout) as response:
-            return Outcome(response.status, response.read(), time.monotonic() - started)
-    except urllib.error.HTTPError as error:
-        return Outcome(error.code, error.read(), time.monotonic() - started)
+        reply = notify(server, "like", **fields)
     except urllib.error.URLError as error:
         if isinstance(error.reason, ConnectionRefusedError):
             return Outcome(None, b"", time.monotonic() - started)
         raise
-
-
-def health(server: ServerProcess) -> tuple[int, dict[str, Any]] | None:
-    """(status, body) of /healthz, or None while nothing listens."""
-    try:
-        status, body = server.get("/healthz")
-    except OSError:
-        return None
-    return status, json.loads(body)
+    return Outcome(reply.status, reply.raw, time.monotonic() - started)
 
 
 class Scrape:
@@ -446,7 +422,7 @@ def json_records(server: ServerProcess, secrets: list[str]) -> list[dict[str, An
 
 
 def sockets_open(server: ServerProcess) -> int:
-    return json.loads(server.get("/healthz")[1])["sockets"]
+    return server.health()[1]["sockets"]
 
 
 def test_json_log_lines_mask_secrets_and_show_connects_and_disconnects(make_server: ServerFactory) -> None:
@@ -544,13 +520,13 @@ def test_notify_while_restarting_is_refused_quickly_and_the_retry_succeeds(make_
             alice.message(bob_id, "accepted before the shutdown", "drain-1")
             wait_until(lambda: Scrape(server).value("realtime_db_in_use") >= 1, "the message waiting on the lock")
             server.process.send_signal(signal.SIGTERM)
-            wait_until(lambda: (health(server) or (0,))[0] != 200, "/healthz no longer 200 after SIGTERM")
+            wait_until(lambda: (server.health() or (0,))[0] != 200, "/healthz no longer 200 after SIGTERM")
 
             assert server.process.poll() is None, "the service did not wait for the message it accepted"
             during = timed_notify(server, postId=post_id, userId=liker_id)
             assert during.status in (None, 503), during
             assert during.seconds < QUICK, during
-            stopping = health(server)
+            stopping = server.health()
             assert stopping is None or stopping[0] == 503, stopping
 
             alice.assert_no_frame("message_sent", within=0.2)  # not stored yet: the lock is still held
@@ -588,7 +564,7 @@ def test_notify_in_flight_at_sigterm_is_answered_not_cut_off(make_server: Server
         caller.start()
         wait_until(lambda: Scrape(server).value("realtime_db_in_use") >= 1, "the notification waiting on the lock")
         server.process.send_signal(signal.SIGTERM)
-        wait_until(lambda: (health(server) or (0,))[0] != 200, "/healthz no longer 200 after SIGTERM")
+        wait_until(lambda: (server.health() or (0,))[0] != 200, "/healthz no longer 200 after SIGTERM")
     caller.join(TIMEOUT)
     assert not caller.is_alive(), "the notify call in flight at SIGTERM hangs"
     assert server.process.wait(TIMEOUT) == 0

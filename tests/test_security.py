@@ -82,9 +82,9 @@ def limited(
 
 
 def healthz(server: ServerProcess) -> dict[str, Any]:
-    status, body = server.get("/healthz")
+    status, body = server.health()
     assert status == 200, body
-    return json.loads(body)
+    return body
 
 
 def counts(server: ServerProcess) -> tuple[int, int]:
@@ -221,7 +221,7 @@ def test_notify_accepts_an_hmac_signed_request_and_refuses_altered_stale_or_unsi
         assert page.expect("notification")["postId"] == post_id
         refusals = {
             "altered body": signed_like(server, body, tamper=json.dumps({**body, "userId": liker + 1000}).encode()),
-                "a space added": signed_like(server, body, tamper=json.dumps(body).encode() + b" "),
+            "a space added": signed_like(server, body, tamper=json.dumps(body).encode() + b" "),
             "stale": signed_like(server, body, timestamp=int(time.time()) - 120),
             "from the future": signed_like(server, body, timestamp=int(time.time()) + 120),
             "other secret": signed_like(server, body, secret="not-the-secret"),

@@ -14,6 +14,7 @@ from typing import Any
 from tests.client import Client
 from tests.conftest import ServerFactory
 from tests.server import ServerProcess
+from tests.test_bad_input import message_frames
 from tests.test_websocket_framing import RawSocket
 
 QUEUE_FRAMES = 16
@@ -109,12 +110,10 @@ class _Direction:
     latencies: list[float] = field(default_factory=list)
 
 
-def _take_receipts(client: Client, into: set[int] | None = None) -> None:
-    """Take the `message_delivered` frames received so far (their messageIds into `into`), so that the
-    client's buffer of unread frames stays short."""
-    if into is not None:
-        into.update(frame["messageId"] for frame in client.received if frame.get("type") == "message_delivered")
-    client.received = [frame for frame in client.received if frame.get("type") != "message_delivered"]
+def _take_receipts(client: Client) -> list[int]:
+    """The messageIds of the `message_delivered` frames received so far, taken so that the client's buffer of
+    unread frames stays short."""
+    return [frame["messageId"] for frame in client.take_all("message_delivered", within=0)]
 
 
 def _chat_pair(
@@ -209,7 +208,7 @@ def test_a_slow_reader_among_fifty_chatting_users_is_closed_alone_with_bounded_m
                     for n in range(start, start + FLOOD_WINDOW):
                         ack = flooder.expect("message_sent", timeout=TIMEOUT, clientMsgId=f"s-{n}")
                         stored.append(ack["messageId"])
-                    _take_receipts(flooder, delivered)
+                    delivered.update(_take_receipts(flooder))
                     gave_up = log.closed_a_slow_socket()
             finally:
                 flooding.clear()
@@ -237,7 +236,7 @@ def test_a_slow_reader_among_fifty_chatting_users_is_closed_alone_with_bounded_m
         for user_id, client in clients.items():
             client.assert_alive()
             assert client.close_code is None, (user_id, client.close_code)
-            assert [f for f in client.received if f.get("type") == "message"] == [], (user_id, client.received[:3])
+            assert message_frames(client) == [], (user_id, client.received[:3])
 
         # memory stayed bounded while the slow socket's queue filled up and it was closed
         growth = rss_after - rss_before
@@ -250,7 +249,7 @@ def test_a_slow_reader_among_fifty_chatting_users_is_closed_alone_with_bounded_m
         slow.close()
         assert 0 < len(pushed_before_close) < len(stored)
         # what it read counts as delivered: wait for those receipts before it reconnects
-        _take_receipts(flooder, delivered)
+        delivered.update(_take_receipts(flooder))
         while not set(pushed_before_close) <= delivered:
             delivered.add(flooder.expect("message_delivered", timeout=TIMEOUT)["messageId"])
         flooder.assert_alive()
@@ -260,5 +259,5 @@ def test_a_slow_reader_among_fifty_chatting_users_is_closed_alone_with_bounded_m
         missed = len(stored) - len(pushed_before_close)
         backlog = [again.expect("message", timeout=TIMEOUT)["messageId"] for _ in range(missed)]
         again.assert_alive()
-        assert [f for f in again.received if f.get("type") == "message"] == []
+        assert message_frames(again) == []
     assert pushed_before_close + backlog == stored

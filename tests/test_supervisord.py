@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -53,15 +52,10 @@ def supervisor(
 
 
 def wait_healthy(supervisor: Supervisor, service: ServerProcess) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            if service.get("/healthz")[0] == 200:
-                return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"not healthy within {START_TIMEOUT} s:\n{supervisor.log_tail()}"
-        time.sleep(0.1)  # polling for readiness: there is no event to wait on
+    try:
+        service.wait_health(lambda status, _: status == 200, "healthy", START_TIMEOUT)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{supervisor.log_tail()}") from None
 
 
 def test_supervisord_runs_restarts_and_shuts_down_the_service(supervisor: tuple[Supervisor, ServerProcess]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pymysql
 import pytest
 
 from tests.conftest import BACKENDS, ServerFactory
@@ -17,15 +16,7 @@ def test_a_sender_blocked_on_a_lock_does_not_hold_up_other_senders(make_server: 
     blocked_id = next(u for u in users if u % 2 == 0)
     free_id = next(u for u in users if u % 2 == 1)
     recipient_id = next(u for u in users if u not in (blocked_id, free_id))
-    env = server.env
-    holder = pymysql.connect(
-        host=env["REALTIME_DATABASE_HOST"],
-        port=int(env["REALTIME_DATABASE_PORT"]),
-        user=env["REALTIME_DATABASE_USER"],
-        password=env["REALTIME_DATABASE_PASSWORD"],
-        database=env["REALTIME_DATABASE_NAME"],
-        autocommit=False,
-    )
+    holder = server.mysql_connection(autocommit=False)
     try:
         with holder.cursor() as cursor:  # an uncommitted row with the same idempotency key holds its lock
             cursor.execute(
