@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.attack import rss_kib
 from tests.client import Client
 from tests.conftest import ServerFactory
 from tests.server import ServerProcess
@@ -72,15 +73,6 @@ MAX_ROUNDS = 2000
 LATENCY_BOUND = 2.0  # send-to-receive, seconds: generous, the point is that nobody waits on the slow client
 RSS_GROWTH_BOUND_KIB = 64 * 1024
 TIMEOUT = 30.0
-
-
-def vm_kib(pid: int, key: str = "VmRSS") -> int:
-    """A size from /proc/<pid>/status, in KiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {key} in /proc/{pid}/status")
 
 
 class _ServerLog:
@@ -187,7 +179,7 @@ def test_a_slow_reader_among_fifty_chatting_users_is_closed_alone_with_bounded_m
         slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
         slow.connect(server, slow_id)  # from here on it reads nothing until the flood is over
         log = _ServerLog(server)
-        rss_before = vm_kib(pid)
+        rss_before = rss_kib(pid)
 
         flood_over, flooding = threading.Event(), threading.Event()
         with ThreadPoolExecutor(max_workers=PAIRS) as pool:
@@ -213,7 +205,7 @@ def test_a_slow_reader_among_fifty_chatting_users_is_closed_alone_with_bounded_m
             finally:
                 flooding.clear()
                 flood_over.set()
-            rss_after = vm_kib(pid)
+            rss_after = rss_kib(pid)
             results = [chat.result(timeout=120) for chat in chats]
 
         # nobody waited on the slow client: every pair's messages arrived exactly once, in order, and soon
