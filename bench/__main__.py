@@ -180,7 +180,28 @@ class OurServer(Server):
 
     def command(self) -> tuple[list[str], Path]:
         self.env.update({"REALTIME_DATABASE_BACKEND": "mysql", "REALTIME_LOG_LEVEL": "warning"})
-        return [sys.executable, "-m", "web"], REPO
+        return [sys.executable, "-m", "web"], self.source()
+
+    def source(self) -> Path:
+        return REPO
+
+
+class BaselineServer(OurServer):
+    """This service as it was at an earlier commit (`--baseline REF`), for before/after figures in one run."""
+
+    def __init__(self, database_env: dict[str, str], workdir: Path, ref: str):
+        super().__init__(database_env, workdir)
+        self.ref = ref
+        self.name = f"this service at {ref}"
+        self.label = f"baseline-{self.ref}"
+
+    def source(self) -> Path:
+        tree = self.workdir / self.label
+        if not tree.exists():
+            tree.mkdir()
+            archive = subprocess.run(["git", "archive", self.ref], cwd=REPO, check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        return tree
 
 
 class ReferenceServer(Server):
@@ -548,9 +569,11 @@ def _targets(servers: list[str], node_counts: list[int]) -> list[tuple[str, int]
     return [(key, nodes) for key in servers for nodes in (node_counts if key == "ours" else [1])]
 
 
-def _target(key: str, nodes: int, database_env: dict[str, str], workdir: Path) -> Target:
+def _target(key: str, nodes: int, database_env: dict[str, str], workdir: Path, baseline: str | None) -> Target:
     if nodes > 1:
         return OurCluster(database_env, workdir, nodes)
+    if key == "baseline":
+        return BaselineServer(database_env, workdir, baseline)
     return {"ours": OurServer, "reference": ReferenceServer}[key](database_env, workdir)
 
 
@@ -602,17 +625,25 @@ def main() -> int:
         "--repeat", type=int, default=1, help="rounds, alternating the servers; the table shows each figure's median"
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the bench itself")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run this service as it was at git commit REF (one node), for before/after figures in one run",
+    )
     parser.add_argument("--out", default=str(REPO / "bench" / "results.json"))
     args = parser.parse_args()
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sizes = QUICK if args.quick else Sizes()
+    servers = args.servers.split(",")
+    if args.baseline:
+        servers.insert(1, "baseline")
     scenarios = args.scenarios.split(",")
     node_counts = [int(count) for count in args.nodes.split(",")]
     if min(node_counts) < 1:
         parser.error("--nodes: counts of at least 1")
-    if "reference" in args.servers.split(",") and max(node_counts) > 1:
+    if "reference" in servers and max(node_counts) > 1:
         print("--- the reference server cannot cluster: it runs on one node only", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
     database = start_mariadb(workdir / "mariadb")
@@ -630,8 +661,9 @@ def main() -> int:
     try:
         rounds: dict[str, list[dict[str, Any]]] = {}
         for round_index in range(args.repeat):
-            for key, nodes in _targets(args.servers.split(","), node_counts):
-                server = _target(key, nodes, _seed(database, f"bench_{key}_{nodes}_{round_index}", sizes), workdir)
+            for key, nodes in _targets(servers, node_counts):
+                database_env = _seed(database, f"bench_{key}_{nodes}_{round_index}", sizes)
+                server = _target(key, nodes, database_env, workdir, args.baseline)
                 print(f"--- {server.name}, round {round_index + 1} of {args.repeat}", flush=True)
                 rounds.setdefault(server.name, []).append(run_target(server, sizes, scenarios))
         report["rounds"] = rounds
