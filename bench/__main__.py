@@ -493,7 +493,7 @@ def _seed(database: MariaDB, name: str, sizes: Sizes) -> dict[str, str]:
         "REALTIME_DATABASE_PASSWORD": database.password,
         "REALTIME_DATABASE_NAME": name,
     }
-    environ = {**env, "REALTIME_DATABASE_BACKEND": "mysql", "REALTIME_AUTH_SECRET": "x"}
+    environ = {**env, "REALTIME_DATABASE_BACKEND": "mysql", "REALTIME_AUTH_SECRET": SECRET}
     storage = open_storage(load_settings(environ=environ).database)
     storage.prepare()
     series_authors = [SERIES_AUTHOR + count for count in sizes.series_followers]

@@ -30,7 +30,7 @@ ISO_UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MAX_BODY_BYTES = 65536  # the default [limits] max_body_bytes
 QUIET = 0.3  # seconds to wait for a frame that must not come, once the frames that must came
 LIKE_WINDOW = 1.0  # [notify] like_group_seconds of the grouping tests' servers
-NOTIFY_SECRET = "notify-secret-for-tests-4f1c"
+NOTIFY_SECRET = "notify-secret-for-notification-tests-4f1c"
 ORIGINS = ("https://app.example", "https://admin.example")
 
 
