@@ -133,7 +133,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     },
     "notify": {
         "secret": (_text, ""),
-        "cors_origins": (_text, "*"),
+        "cors_origins": (_text, ""),
         "like_group_seconds": (_positive_number, "3"),
         "fanout_batch": (_positive_integer, "500"),
         "fanout_concurrency": (_positive_integer, "4"),
