@@ -603,6 +603,7 @@ def test_sigterm_under_traffic_keeps_every_promise_closes_1001_and_exits_0(make_
     started = time.monotonic()
     assert server.stop(timeout=DRAIN_TIMEOUT) == 0
     assert time.monotonic() - started < DRAIN_TIMEOUT
+    assert "Traceback" not in server.log_path.read_text(), server.log_tail()  # stopping is no failure
 
     for thread in senders + recipients:
         assert thread.wait_closed() == 1001, f"user {thread.user_id} closed with {thread.close_code}"
