@@ -18,7 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 ENV_PREFIX = "REALTIME_"
 DEMO_SECRET_FILE = "demo-secret"
-MIN_DEMO_SECRET_CHARS = 32
+MIN_SECRET_BYTES = 32  # HS256 keys and the notify secret: RFC 7518 asks for at least the hash's 256 bits
+SECRETS = ("auth", "notify")  # the sections whose `secret` must be that long outside demo mode
 
 
 class ConfigError(Exception):
@@ -132,7 +133,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     },
     "notify": {
         "secret": (_text, ""),
-        "cors_origins": (_text, "*"),
+        "cors_origins": (_text, ""),
         "like_group_seconds": (_positive_number, "3"),
         "fanout_batch": (_positive_integer, "500"),
         "fanout_concurrency": (_positive_integer, "4"),
@@ -302,6 +303,7 @@ def load_settings(
     _reject_unknown_keys(parser)
 
     sections: dict[str, Any] = {}
+    sources: dict[tuple[str, str], str] = {}
     for section, keys in SCHEMA.items():
         values = {}
         for key, (parse, default) in keys.items():
@@ -312,6 +314,7 @@ def load_settings(
                 raw, source = parser.get(section, key), "config file"
             else:
                 raw, source = default, "default"
+            sources[section, key] = source
             try:
                 values[key] = parse(raw)
             except ValueError as problem:
@@ -327,7 +330,20 @@ def load_settings(
                 "unless demo mode is on (--demo)"
             )
         sections["auth"]["secret"] = _demo_secret(Path(sections["database"]["path"]).parent)
+    if not sections["server"]["demo"]:
+        for section in SECRETS:
+            _check_secret_length(section, sections[section]["secret"], sources[section, "secret"])
     return Settings(**{name: _SECTION_TYPES[name](**values) for name, values in sections.items()})
+
+
+def _check_secret_length(section: str, secret: str, source: str) -> None:
+    """A short secret can be guessed offline from one token or signed request; empty means unset."""
+    length = len(secret.encode("utf-8"))
+    if 0 < length < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"[{section}] secret is {length} bytes long; at least {MIN_SECRET_BYTES} are required "
+            f"outside demo mode (from {source})"
+        )
 
 
 def _read_config_file(path: str | os.PathLike[str] | None) -> configparser.ConfigParser:
@@ -367,7 +383,7 @@ def _demo_secret(data_dir: Path) -> str:
             existing = secret_file.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             existing = ""
-        if len(existing) >= MIN_DEMO_SECRET_CHARS:
+        if len(existing) >= MIN_SECRET_BYTES:
             return existing
         if secret_file.exists():
             secret_file.unlink()  # empty or truncated: not a secret

@@ -20,7 +20,7 @@ from protocol import frames
 from protocol.frames import CloseCode, Limits
 from settings import Settings
 from storage import ConnectSummary, Delivery, Message, Storage
-from storage.batching import Batcher
+from storage.batching import Batcher, BatcherClosed
 
 log = logging.getLogger(__name__)
 SUMMARY_TIMEOUT = 10.0  # seconds a connecting user waits for its unread counts
@@ -97,7 +97,10 @@ class Node:
         Marks are queued by recipient, so `delivery_writer.wait_committed(recipient_id)` covers all of theirs.
         """
         metrics.message_delivery_seconds.observe(max(0, self.now_ms() - message.created_at) / 1000)
-        self.delivery_writer.submit(message, self._announce_delivery, key=recipient_id)
+        try:
+            self.delivery_writer.submit(message, self._announce_delivery, key=recipient_id)
+        except BatcherClosed:  # written while shutting down: it stays undelivered and comes again on reconnect
+            log.debug("delivery of message %s not recorded: shutting down", message.id)
 
     def shutdown(self, timeout: float) -> None:
         """Store what was accepted, close every socket with 1001, stop the actors."""

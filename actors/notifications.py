@@ -116,12 +116,15 @@ class NotificationActor(GeventActor):
         return NotifyResult(len(ordered), online)
 
     def _recipients(self, request: NotifyRequest) -> list[int]:
-        """The author's followers for a post; the post's owner for a comment or like; never the actor."""
+        """The author's followers for a post; the post's owner for a comment or like; never the actor.
+
+        The post must be in `posts` (404 otherwise), unless a comment or like names its owner (`postOwnerId`).
+        """
         storage = self._node.storage
+        owner = request.post_owner_id or storage.post_owner(request.post_id)
+        if owner is None:
+            raise NotFound(f"post {request.post_id} does not exist")
         if request.kind != "post":
-            owner = request.post_owner_id or storage.post_owner(request.post_id)
-            if owner is None:
-                raise NotFound(f"post {request.post_id} does not exist")
             return [owner] if owner != request.actor_id else []
         followers: list[int] = []
         while True:

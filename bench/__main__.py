@@ -45,6 +45,7 @@ SECRET = "bench-secret-0123456789abcdef0123456789"
 WORKERS = 2
 AUTHOR = 1_000_000
 SERIES_AUTHOR = 5_000_000  # + follower count: one author per size of the followers series
+MIXED_POST = AUTHOR + 100  # the post announced in the middle of the mixed run
 SERIES_USERS = 4_000_001  # first user of the users series
 MIXED_WARM_UP = 1.0
 
@@ -382,7 +383,7 @@ def fanout(server: Target, author: int, follower_count: int, connected_count: in
     """Posts of `author`, whose followers are users 1..follower_count; `connected_count` of them are connected."""
     followers = list(range(1, follower_count + 1))
     connected = followers[:: max(1, follower_count // connected_count)][:connected_count]
-    post_ids = [author + 1 + n for n in range(posts)]
+    post_ids = _post_ids(author, posts)
     context = multiprocessing.get_context("spawn")
     events = context.Manager().Queue()
     parts = _split(connected, WORKERS)
@@ -453,7 +454,6 @@ def mixed(server: Target, sizes: Sizes) -> dict[str, Any]:
     """Open-loop chat at a fixed rate; a fan-out starts at the middle; latency during it vs before it
     (from MIXED_WARM_UP seconds after the start: the first messages of fresh users are not the steady state)."""
     users = list(range(3_000_001, 3_000_001 + 200))
-    post_id = AUTHOR + 100
     count = int(sizes.mixed_rate * sizes.mixed_seconds / len(users))
     start_at = time.time() + 4
     rate_per_user = sizes.mixed_rate / len(users)
@@ -465,7 +465,7 @@ def mixed(server: Target, sizes: Sizes) -> dict[str, Any]:
         )
         time.sleep(max(0.0, start_at + sizes.mixed_seconds / 2 - time.time()))  # the fan-out starts mid-run
         fanout_started = time.time()
-        server.notify_post(post_id, AUTHOR)
+        server.notify_post(MIXED_POST, AUTHOR)
         fanout_ended = time.time()
         parts = chatting.get(timeout=600)
     during, before = [], []
@@ -514,7 +514,7 @@ def _seed(database: MariaDB, name: str, sizes: Sizes) -> dict[str, str]:
         "REALTIME_DATABASE_PASSWORD": database.password,
         "REALTIME_DATABASE_NAME": name,
     }
-    environ = {**env, "REALTIME_DATABASE_BACKEND": "mysql", "REALTIME_AUTH_SECRET": "x"}
+    environ = {**env, "REALTIME_DATABASE_BACKEND": "mysql", "REALTIME_AUTH_SECRET": SECRET}
     storage = open_storage(load_settings(environ=environ).database)
     storage.prepare()
     series_authors = [SERIES_AUTHOR + count for count in sizes.series_followers]
@@ -531,8 +531,17 @@ def _seed(database: MariaDB, name: str, sizes: Sizes) -> dict[str, str]:
     storage.add_follows([(follower, AUTHOR) for follower in range(1, sizes.followers + 1)])
     for author, count in zip(series_authors, sizes.series_followers):
         storage.add_follows([(follower, author) for follower in range(1, count + 1)])
+    # /notify/post answers 404 for a post that is not in `posts`
+    posts = [*_post_ids(AUTHOR, sizes.fanout_repeats), MIXED_POST]
+    storage.add_posts([(post_id, AUTHOR) for post_id in posts])
+    storage.add_posts([(post_id, author) for author in series_authors for post_id in _post_ids(author, 1)])
     storage.close()
     return env
+
+
+def _post_ids(author: int, count: int) -> list[int]:
+    """The ids of the `count` posts `fanout` announces for `author`."""
+    return [author + 1 + n for n in range(count)]
 
 
 def run_target(server: Target, sizes: Sizes, scenarios: list[str]) -> dict[str, Any]:

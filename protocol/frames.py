@@ -18,6 +18,7 @@ import orjson
 
 MAX_ID = 2**63 - 1
 MAX_CLIENT_MSG_ID_CHARS = 64
+MAX_REF_TYPE_CHARS = 64  # an unknown `type` is echoed in `ref` cut to this; every real type is far shorter
 
 
 class ErrorCode:
@@ -151,11 +152,14 @@ def command_ref(command: Command) -> dict[str, Any]:
 
 
 def frame_ref(data: dict[str, Any]) -> dict[str, Any]:
-    """The `ref` of an error about this frame: its type and, if it had a valid one, its clientMsgId.
+    """The `ref` of an error about this frame: its type (cut to `MAX_REF_TYPE_CHARS`, so a frame of 64 KiB
+    is not sent back) and, if it had a valid one, its clientMsgId.
 
     Strings that cannot be sent back as UTF-8 (unpaired surrogates) are not echoed.
     """
     frame_type = data.get("type")
+    if isinstance(frame_type, str):
+        frame_type = frame_type[:MAX_REF_TYPE_CHARS]
     ref: dict[str, Any] = {"type": frame_type if _encodable(frame_type) else None}
     client_msg_id = data.get("clientMsgId")
     if isinstance(client_msg_id, str) and len(client_msg_id) <= MAX_CLIENT_MSG_ID_CHARS and _encodable(client_msg_id):

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 TIMESTAMP_HEADER = "X-Notify-Timestamp"
 SIGNATURE_HEADER = "X-Notify-Signature"
 SCHEME = "sha256="
+# Unix seconds as plain ASCII digits without a leading zero: int() would also take "+17…", "017…", "1_7…" or
+# other scripts' digits, several spellings of one signed timestamp
+_TIMESTAMP = re.compile(r"0|[1-9][0-9]{0,15}")
 
 
 class BadSignature(Exception):
@@ -42,10 +46,10 @@ def verify(
     """Raise `BadSignature` unless `signature` signs this request and `timestamp` is within `max_skew` of `now`."""
     if not timestamp or not signature:
         raise BadSignature(f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER}")
-    try:
-        seconds = int(timestamp.strip())
-    except ValueError:
-        raise BadSignature(f"{TIMESTAMP_HEADER} must be Unix time in whole seconds") from None
+    timestamp = timestamp.strip(" \t")  # the spaces HTTP allows around a header value
+    if _TIMESTAMP.fullmatch(timestamp) is None:
+        raise BadSignature(f"{TIMESTAMP_HEADER} must be Unix time in whole seconds, in plain digits")
+    seconds = int(timestamp)
     expected = sign(secret, method, path, seconds, body)
     if not hmac.compare_digest(signature.strip().encode("utf-8"), expected.encode("utf-8")):
         raise BadSignature("signature does not match")

@@ -12,6 +12,7 @@ import jwt
 from protocol.frames import MAX_ID, id_from_text
 
 ALGORITHM = "HS256"
+TIME_CLAIMS = ("exp", "nbf", "iat")  # NumericDate claims (RFC 7519): JSON numbers
 
 
 class InvalidToken(Exception):
@@ -31,6 +32,10 @@ def verify_token(secret: str, token: str | None) -> int:
         raise InvalidToken(str(error)) from None
     except UnicodeError:  # a JSON string may hold a lone surrogate, which PyJWT cannot encode
         raise InvalidToken("the token is not valid text") from None
+    for name in TIME_CLAIMS:
+        # PyJWT checks these with int(), which also takes the string "9999999999"
+        if name in claims and type(claims[name]) not in (int, float):
+            raise InvalidToken(f"'{name}' must be a number")
     subject = claims["sub"]
     user_id = id_from_text(subject) if isinstance(subject, str) else subject
     if type(user_id) is not int or not 1 <= user_id <= MAX_ID:

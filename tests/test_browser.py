@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, expect, sync_playwright
 
 from tests import test_notifications as notifications
 from tests.conftest import ServerFactory
@@ -78,6 +78,7 @@ class DemoPage:
         self.page: Page = context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("console", self._on_console)
         query = f"?user={user_id}" + (f"&with={with_user}" if with_user else "")
         self.page.goto(f"http://127.0.0.1:{server.ws_port}/{query}")
         self.expect_connected()
@@ -117,6 +118,11 @@ class DemoPage:
 
     def assert_no_errors(self) -> None:
         assert self.errors == [], self.errors
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        """Something the page's Content-Security-Policy refused (Chromium reports it on the console) is an error."""
+        if "Content Security Policy" in message.text:
+            self.errors.append(message.text)
 
 
 def notify(server: ServerProcess, kind: str, **fields: int) -> dict:

@@ -215,7 +215,7 @@ def test_post_reaches_followers_spread_over_the_nodes_once_each_and_counts_them_
     author, on1, on2, on3, on2_and_3, on1_and_2, offline, stranger = n1.add_users(8)
     followers = [on1, on2, on3, on2_and_3, on1_and_2, offline]
     n1.storage.add_follows([(follower, author) for follower in followers])
-    (post_id,) = ids(1)
+    post_id = post_of(n1, author)
     placement = [(n1, on1), (n2, on2), (n3, on3), (n2, on2_and_3), (n3, on2_and_3), (n1, on1_and_2), (n2, on1_and_2)]
     sockets = [node.connect(user_id) for node, user_id in placement]
     bystanders = [n2.connect(author), n3.connect(stranger)]

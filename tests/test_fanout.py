@@ -124,6 +124,7 @@ def test_a_post_reaches_every_connected_follower_once_while_chat_flows(make_serv
     everyone = [author_id, *follower_ids, *chat_ids]
     server.storage.add_users([(user_id, f"user{user_id}") for user_id in everyone])
     server.storage.add_follows([(follower_id, author_id) for follower_id in follower_ids])
+    server.storage.add_posts([(author_id, author_id)])  # the post the scenario announces (post id = author id)
     online_ids = follower_ids[:: FOLLOWERS // CONNECTED][:CONNECTED]
 
     asyncio.run(_scenario(server, author_id, online_ids, chat_ids))

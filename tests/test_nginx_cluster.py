@@ -18,7 +18,7 @@ import pytest
 
 from settings import load_settings
 from tests.client import Client
-from tests.server import REPO_ROOT, free_port, wait_until
+from tests.server import REPO_ROOT, SECRET, free_port, wait_until
 from tests.supervision import SupervisedCluster, refuses, supervised_cluster
 from tests.test_notifications import assert_notification, assert_ok, notify
 
@@ -103,7 +103,8 @@ def test_nginx_keeps_a_quiet_socket_open_for_at_least_two_ping_intervals() -> No
     for nginx to cut it."""
     read_timeout = re.search(r"proxy_read_timeout (\d+)s;", SITE.read_text(encoding="utf-8"))
     assert read_timeout is not None, "no proxy_read_timeout: nginx's default (60 s) would be implicit"
-    ping_interval = load_settings(REPO_ROOT / "config.ini", environ={"REALTIME_AUTH_SECRET": "x"}).server.ping_interval
+    settings = load_settings(REPO_ROOT / "config.ini", environ={"REALTIME_AUTH_SECRET": SECRET})
+    ping_interval = settings.server.ping_interval
     assert int(read_timeout.group(1)) >= 2 * ping_interval
 
 

@@ -30,7 +30,7 @@ ISO_UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MAX_BODY_BYTES = 65536  # the default [limits] max_body_bytes
 QUIET = 0.3  # seconds to wait for a frame that must not come, once the frames that must came
 LIKE_WINDOW = 1.0  # [notify] like_group_seconds of the grouping tests' servers
-NOTIFY_SECRET = "notify-secret-for-tests-4f1c"
+NOTIFY_SECRET = "notify-secret-for-notification-tests-4f1c"
 ORIGINS = ("https://app.example", "https://admin.example")
 
 
@@ -96,11 +96,12 @@ def assert_ok(reply: Reply, recipients: int, online: int) -> None:
     assert reply.status == 200, (reply.status, reply.raw)
     assert reply.headers.get_content_type() == "application/json"
     assert reply.json == {"success": True, "recipients": recipients, "online": online}
-    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Origin" not in reply.headers  # by default no web page may read the answer
 
 
-def assert_failure(reply: Reply, status: int, mentions: str | None = None, origin: str | None = "*") -> str:
-    """A refusal: the status, a JSON body `{"success": false, "error": ...}` and the CORS headers."""
+def assert_failure(reply: Reply, status: int, mentions: str | None = None, origin: str | None = None) -> str:
+    """A refusal: the status, a JSON body `{"success": false, "error": ...}` and the CORS headers
+    (`origin`: the Access-Control-Allow-Origin expected; none by default)."""
     assert reply.status == status, (reply.status, reply.raw)
     assert reply.headers.get_content_type() == "application/json"
     body = reply.json
@@ -172,7 +173,7 @@ def test_post_reaches_every_follower_on_every_socket_and_nobody_else(server: Ser
     server.storage.add_follows(
         [(fan, author), (reader, author), (offline, author), (author, author), (stranger, other_author)]
     )
-    (post_id,) = ids(1)  # /notify/post does not look the post up
+    post_id = post_of(server, author)
     with server.connect(fan) as fan_laptop, server.connect(fan) as fan_phone, server.connect(
         reader
     ) as reader_socket, server.connect(author) as author_socket, server.connect(stranger) as stranger_socket:
@@ -201,14 +202,14 @@ def test_post_reaches_every_follower_on_every_socket_and_nobody_else(server: Ser
 def test_post_by_an_author_without_followers_notifies_nobody(server: ServerProcess) -> None:
     (author,) = server.add_users(1)
     with server.connect(author) as socket:
-        assert_ok(notify(server, "post", postId=ids(1)[0], userId=author), recipients=0, online=0)
+        assert_ok(notify(server, "post", postId=post_of(server, author), userId=author), recipients=0, online=0)
         socket.assert_no_frame("notification", within=QUIET)
 
 
 def test_offline_follower_finds_posts_in_the_count_and_the_list_newest_first(server: ServerProcess) -> None:
     author, follower = server.add_users(2)
     server.storage.add_follows([(follower, author)])
-    post_ids = ids(3)
+    post_ids = [post_of(server, author) for _ in range(3)]
     for post_id in post_ids:
         assert_ok(notify(server, "post", postId=post_id, userId=author), recipients=1, online=0)
 
@@ -311,11 +312,14 @@ def test_post_owner_id_makes_an_unknown_post_fine(server: ServerProcess, kind: s
     assert unread_on_new_socket(server, owner) == 1
 
 
-@pytest.mark.parametrize("kind", ["comment", "like"])
-def test_unknown_post_without_post_owner_id_is_404(server: ServerProcess, kind: str) -> None:
-    (actor,) = server.add_users(1)
+@pytest.mark.parametrize("kind", ["post", "comment", "like"])
+def test_unknown_post_without_post_owner_id_is_404_and_stores_nothing(server: ServerProcess, kind: str) -> None:
+    actor, follower = server.add_users(2)
+    server.storage.add_follows([(follower, actor)])
     extra = {"commentId": 5} if kind == "comment" else {}
-    assert_failure(notify(server, kind, postId=ids(1)[0], userId=actor, **extra), 404)
+    (post_id,) = ids(1)
+    assert_failure(notify(server, kind, postId=post_id, userId=actor, **extra), 404, mentions=f"post {post_id}")
+    assert unread_on_new_socket(server, follower) == 0
 
 
 def test_text_names_an_actor_the_platform_does_not_know_by_id(server: ServerProcess) -> None:
@@ -366,14 +370,17 @@ def test_multipart_form_body_is_accepted(server: ServerProcess) -> None:
     assert_ok(request(server, "POST", "/notify/like", body, headers), recipients=1, online=0)
 
 
-def test_json_with_charset_and_without_content_type_is_accepted(server: ServerProcess) -> None:
+def test_json_with_charset_is_accepted_and_a_body_of_another_type_is_415(server: ServerProcess) -> None:
+    """text/plain is what a web page may post to another origin without a preflight."""
     owner, actor = server.add_users(2)
     post_id = post_of(server, owner)
     body = json.dumps({"postId": post_id, "userId": actor}).encode()
     reply = request(server, "POST", "/notify/like", body, {"Content-Type": "application/json; charset=utf-8"})
     assert_ok(reply, 1, 0)
-    reply = request(server, "POST", "/notify/post", body, {"Content-Type": "text/plain"})
-    assert_ok(reply, 0, 0)
+    for content_type in ("text/plain", "text/plain;charset=UTF-8", "application/octet-stream"):
+        reply = request(server, "POST", "/notify/like", body, {"Content-Type": content_type})
+        assert_failure(reply, 415, mentions="application/json")
+    assert unread_on_new_socket(server, owner) == 1
 
 
 # ---------------------------------------------------------------- refusals
@@ -525,7 +532,8 @@ def test_preflight_is_204_with_cors_headers(server: ServerProcess, path: str) ->
         },
     )
     assert reply.status == 204 and reply.raw == b""
-    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Origin" not in reply.headers  # no page origin is listed by default
+    assert "origin" in reply.headers["Vary"].lower()
     assert "POST" in reply.headers["Access-Control-Allow-Methods"]
     allowed = reply.headers["Access-Control-Allow-Headers"].lower()
     assert "content-type" in allowed and "x-notify-secret" in allowed
@@ -535,12 +543,13 @@ def test_health_is_ok_with_the_database_and_cors(server: ServerProcess) -> None:
     reply = request(server, "GET", "/healthz")
     assert reply.status == 200
     assert reply.json["status"] == "ok" and reply.json["database"] == "ok"
-    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert "origin" in reply.headers["Vary"].lower()
 
 
 def test_service_still_notifies_after_bad_requests(server: ServerProcess) -> None:
     author, follower = server.add_users(2)
     server.storage.add_follows([(follower, author)])
+    request(server, "POST", "/notify/post", b'{"postId": 1, "userId": 2}', {"Content-Type": "text/plain"})
     post_json(server, "/notify/post", b"[" * 50_000)
     post_json(server, "/notify/post", b"{not json")
     post_json(server, "/notify/comment", {"postId": 1, "userId": author})
@@ -548,7 +557,7 @@ def test_service_still_notifies_after_bad_requests(server: ServerProcess) -> Non
     post_chunked(server, "/notify/like", b"x" * (2 * MAX_BODY_BYTES), "application/json")
     request(server, "GET", "/notify/post")
     with server.connect(follower) as socket:
-        (post_id,) = ids(1)
+        post_id = post_of(server, author)
         assert_ok(notify(server, "post", postId=post_id, userId=author), recipients=1, online=1)
         assert_notification(
             socket.expect("notification", postId=post_id),
@@ -641,7 +650,7 @@ def test_notify_secret_is_required_when_configured(make_server: ServerFactory) -
     server = make_server({"REALTIME_NOTIFY_SECRET": NOTIFY_SECRET}).start()
     author, follower = server.add_users(2)
     server.storage.add_follows([(follower, author)])
-    (post_id,) = ids(1)
+    post_id = post_of(server, author)
     with server.connect(follower) as socket:
         assert_failure(notify(server, "post", postId=post_id, userId=author), 401)
         for wrong in ("", "wrong", NOTIFY_SECRET + "x", NOTIFY_SECRET.upper(), NOTIFY_SECRET[:-1]):
@@ -654,7 +663,7 @@ def test_notify_secret_is_required_when_configured(make_server: ServerFactory) -
 
         # the preflight needs no secret, nor does health
         reply = request(server, "OPTIONS", "/notify/post", headers={"Access-Control-Request-Method": "POST"})
-        assert reply.status == 204 and reply.headers["Access-Control-Allow-Origin"] == "*"
+        assert reply.status == 204 and "Access-Control-Allow-Origin" not in reply.headers
         assert "X-Notify-Secret" in reply.headers["Access-Control-Allow-Headers"]
         assert request(server, "GET", "/healthz").status == 200
 
@@ -665,7 +674,7 @@ def test_notify_secret_is_required_when_configured(make_server: ServerFactory) -
             "post", author, post_id, f"{name_of(author)} published a new post",
         )
         socket.assert_no_frame("notification", within=QUIET)  # the refused ones stored nothing
-        form = post_form(server, "/notify/post", {"postId": ids(1)[0], "userId": author}, good)
+        form = post_form(server, "/notify/post", {"postId": post_of(server, author), "userId": author}, good)
         assert_ok(form, 1, 1)
         assert_failure(post_json(server, "/notify/comment", {}, good), 400, mentions="postId")
     assert unread_on_new_socket(server, follower) == 2
@@ -692,12 +701,11 @@ def test_configured_cors_origins_are_echoed_with_vary(make_server: ServerFactory
         assert preflight.headers["Access-Control-Allow-Origin"] == origin
         assert "origin" in preflight.headers.get("Vary", "").lower()
 
-    # an origin not on the list, or none, gets no Access-Control-Allow-Origin (the request is still served)
-    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {}):
-        reply = notify(server, "like", headers, postId=post_id, userId=liker)
-        assert reply.status == 200
-        assert "Access-Control-Allow-Origin" not in reply.headers
-        assert_failure(notify(server, "like", headers, userId=liker), 400, origin=None)
+    # without [notify] secret a page of an origin not on the list is refused; a caller without Origin is served
+    for origin in ("https://evil.example", "null"):
+        assert_failure(notify(server, "like", {"Origin": origin}, postId=post_id, userId=liker), 403, "Origin")
+    assert_ok(notify(server, "like", postId=post_id, userId=liker), 1, 0)
+    assert_failure(notify(server, "like", userId=liker), 400)
     preflight = request(server, "OPTIONS", "/notify/like", headers={"Origin": "https://evil.example"})
     assert preflight.status == 204 and "Access-Control-Allow-Origin" not in preflight.headers
 

@@ -12,6 +12,7 @@ import json
 import re
 import signal
 import sqlite3
+import struct
 import threading
 import time
 import urllib.error
@@ -28,6 +29,7 @@ from tests.client import Client
 from tests.conftest import ServerFactory
 from tests.server import SECRET, ServerProcess, wait_until
 from tests.test_notifications import notify, post_of
+from tests.test_websocket_framing import OPCODE_CLOSE, RawSocket
 
 TIMEOUT = 10.0
 DRAIN_TIMEOUT = 5.0  # [server] drain_timeout of the shutdown tests' servers
@@ -379,6 +381,22 @@ def test_metrics_count_what_happened_and_show_the_node_state(server: ServerProce
     assert json.loads(body)["status"] == "ok" and json.loads(body)["database"] == "ok"
 
 
+def test_close_codes_a_client_chooses_are_counted_as_other(server: ServerProcess) -> None:
+    """The server answers a close with the client's code; that must not make a new label value each time."""
+    chosen = [3000, 3999, 4000, 4123, 4999]
+    before = Scrape(server)
+    for code in chosen:
+        with RawSocket(server.ws_port) as raw:
+            raw.handshake()
+            raw.send_frame(OPCODE_CLOSE, struct.pack("!H", code))
+            assert raw.expect_close()[0] == code  # echoed to the client all the same
+    after = Scrape(server)
+    labels = after.labels("realtime_sockets_closed", "code")
+    assert not labels & {str(code) for code in chosen}, labels
+    other = after.value("realtime_sockets_closed_total", code="other")
+    assert other - before.value("realtime_sockets_closed_total", code="other") == len(chosen)
+
+
 # ---------------------------------------------------------------- logs
 
 JSON_KEYS = {"time", "level", "logger", "message"}
@@ -603,6 +621,7 @@ def test_sigterm_under_traffic_keeps_every_promise_closes_1001_and_exits_0(make_
     started = time.monotonic()
     assert server.stop(timeout=DRAIN_TIMEOUT) == 0
     assert time.monotonic() - started < DRAIN_TIMEOUT
+    assert "Traceback" not in server.log_path.read_text(), server.log_tail()  # stopping is no failure
 
     for thread in senders + recipients:
         assert thread.wait_closed() == 1001, f"user {thread.user_id} closed with {thread.close_code}"

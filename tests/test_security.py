@@ -13,7 +13,10 @@ import json
 import os
 import socket
 import time
+import urllib.error
+import urllib.request
 from contextlib import ExitStack
+from email.message import Message
 from typing import Any, Iterator
 
 import pytest
@@ -98,7 +101,12 @@ def counts(server: ServerProcess) -> tuple[int, int]:
 
 def test_a_page_from_an_origin_not_allowed_is_refused_with_403_before_any_frame(make_server: ServerFactory) -> None:
     server = start(make_server, server_allowed_origins=f"{ALLOWED_ORIGIN} https://m.example.com")
-    for origin in ("https://evil.example", "null", "https://social.example.com.evil.example", "http://social.example.com"):
+    for origin in (
+        "https://evil.example",
+        "null",
+        "https://social.example.com.evil.example",
+        "http://social.example.com",
+    ):
         status, body = handshake_status(server, origin)
         assert status == 403, (origin, status, body)
         assert b"allowed_origins" in body, body
@@ -123,6 +131,72 @@ def test_demo_mode_allows_its_own_page_and_nothing_else(make_server: ServerFacto
         assert handshake_status(server, own)[0] == 101, own
     for other in ("https://evil.example", f"http://rebound.example:{server.ws_port}", "http://localhost:1"):
         assert handshake_status(server, other)[0] == 403, other
+
+
+# ---------------------------------------------------------------- the demo endpoints and page
+
+
+def http_get(port: int, path: str, host: str | None = None) -> tuple[int, Message, bytes]:
+    """GET on 127.0.0.1:`port`, with `Host: host` if given (what a DNS-rebinding page's browser sends)."""
+    headers = {} if host is None else {"Host": host}
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers), timeout=TIMEOUT
+        ) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory, new_database: DatabaseFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("demo"), new_database("sqlite"))
+    process.start("--demo")
+    yield process
+    process.stop()
+
+
+DEMO_PATHS = ["/demo/token?userId=1", "/demo/users", "/demo/config"]
+
+
+@pytest.mark.parametrize("path", DEMO_PATHS)
+def test_demo_endpoints_refuse_a_host_that_is_not_a_loopback_name(demo_server: ServerProcess, path: str) -> None:
+    """DNS rebinding: a page of rebound.example, its name now resolving to 127.0.0.1, calls from this machine."""
+    port = demo_server.ws_port
+    for host in (f"rebound.example:{port}", f"127.0.0.1.nip.io:{port}", f"localhost.:{port}", "localhost:1", "x"):
+        status, _, body = http_get(port, path, host)
+        assert status == 403, (host, status)
+        assert b"token" not in body and b"alice" not in body, body
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", f"LocalHost:{port}", None):
+        assert http_get(port, path, host)[0] == 200, host
+
+
+def test_a_demo_token_is_not_cached(demo_server: ServerProcess) -> None:
+    status, headers, body = http_get(demo_server.ws_port, "/demo/token?userId=1")
+    assert status == 200 and json.loads(body)["token"]
+    assert headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", ["/", "/static/demo.js", "/demo/users"])
+def test_the_demo_page_and_its_files_carry_a_strict_content_security_policy(
+    demo_server: ServerProcess, path: str
+) -> None:
+    status, headers, _ = http_get(demo_server.ws_port, path)
+    assert status == 200
+    policy = dict(directive.strip().split(" ", 1) for directive in headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == policy["style-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'none'"
+    # its own WebSocket and the notify API its buttons call, on this machine only
+    ws_port, http_port = demo_server.ws_port, demo_server.http_port
+    assert set(policy["connect-src"].split()) == {
+        "'self'",
+        *(f"ws://{host}:{ws_port}" for host in ("127.0.0.1", "localhost")),
+        *(f"http://{host}:{http_port}" for host in ("127.0.0.1", "localhost")),
+    }
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
 
 
 # ---------------------------------------------------------------- secrets never logged

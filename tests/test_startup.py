@@ -73,8 +73,13 @@ def assert_refused_with_one_line(result: subprocess.CompletedProcess, *named: st
         ({"REALTIME_SERVER_HTTP_PORT": "70000", "REALTIME_AUTH_SECRET": SECRET}, ["[server] http_port", "70000"]),
         ({"REALTIME_DATABASE_BACKEND": "oracle", "REALTIME_AUTH_SECRET": SECRET}, ["[database] backend", "oracle"]),
         ({}, ["[auth] secret", "REALTIME_AUTH_SECRET"]),
+        ({"REALTIME_AUTH_SECRET": "x"}, ["[auth] secret is 1 bytes long", "at least 32", "REALTIME_AUTH_SECRET"]),
+        (
+            {"REALTIME_AUTH_SECRET": SECRET, "REALTIME_NOTIFY_SECRET": "s3cret"},
+            ["[notify] secret is 6 bytes long", "at least 32", "REALTIME_NOTIFY_SECRET"],
+        ),
     ],
-    ids=["invalid port", "port out of range", "unknown backend", "missing secret"],
+    ids=["invalid port", "port out of range", "unknown backend", "missing secret", "short secret", "short notify"],
 )
 def test_bad_environment_is_refused_with_one_line(tmp_path, env, named):
     started = time.monotonic()

@@ -13,10 +13,11 @@ import pytest
 from settings import load_settings
 from storage import MessageDraft, Storage, open_storage
 from storage.schema import LATEST_VERSION
+from tests.server import SECRET
 
 
 def _open(database_env: dict[str, str]) -> Storage:
-    return open_storage(load_settings(environ={**database_env, "REALTIME_AUTH_SECRET": "x"}).database)
+    return open_storage(load_settings(environ={**database_env, "REALTIME_AUTH_SECRET": SECRET}).database)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from protocol.frames import id_from_text
 from protocol.tokens import mint_token
 from settings import Settings
 from web.http_api import create_http_app, is_loopback
+from web.origins import loopback_hosts
 from web.sockets import SocketPolicy, SocketSession
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,13 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
         app.add_url_rule(path, f"socket{path}", socket_endpoint, websocket=True)
         app.add_url_rule(path, f"plain{path}", plain_get)
 
+    headers = page_security_headers(settings.server.ws_port, settings.server.http_port)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.update(headers)
+        return response
+
     if settings.server.demo:
         _add_demo_routes(app, settings, node)
     return app
@@ -63,11 +71,17 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
 
 def _add_demo_routes(app: Flask, settings: Settings, node: Node) -> None:
     """Demo mode only: local pages list the demo users, obtain tokens for them and find the notify API."""
+    local_hosts = loopback_hosts(settings.server.ws_port)
 
     @app.before_request
     def loopback_only() -> None:
-        if request.path.startswith("/demo/") and not is_loopback(request.remote_addr):
+        if not request.path.startswith("/demo/"):
+            return
+        if not is_loopback(request.remote_addr):
             abort(403, "demo endpoints answer local callers only")
+        # a page whose host name was rebound to 127.0.0.1 is a local caller, but its Host is still its own name
+        if request.host.lower() not in local_hosts:
+            abort(403, "demo endpoints answer requests for localhost, 127.0.0.1 or [::1] only")
 
     @app.get("/demo/users")
     def demo_users() -> Response:
@@ -84,4 +98,37 @@ def _add_demo_routes(app: Flask, settings: Settings, node: Node) -> None:
         user_id = id_from_text(request.args.get("userId", ""))
         if user_id is None:
             return jsonify({"error": "userId must be a positive integer"}), 400
-        return jsonify({"userId": user_id, "token": mint_token(settings.auth.secret, user_id, DEMO_TOKEN_TTL_SECONDS)})
+        response = jsonify(
+            {"userId": user_id, "token": mint_token(settings.auth.secret, user_id, DEMO_TOKEN_TTL_SECONDS)}
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def page_security_headers(ws_port: int, http_port: int) -> dict[str, str]:
+    """Headers of every plain HTTP answer of the WebSocket port. The demo page loads only its own files, and
+    connects only to its WebSocket and the notify API (its buttons call it), on a loopback name; no other
+    page may frame it, and browsers neither guess content types nor send its address on."""
+    # CSP has no syntax for an IPv6 address: a page at [::1] reaches its own WebSocket through 'self' only
+    connect = [
+        f"{scheme}://{host}"
+        for scheme, port in (("ws", ws_port), ("http", http_port))
+        for host in loopback_hosts(port)
+        if not host.startswith("[")
+    ]
+    policy = [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",  # the empty favicon
+        "connect-src 'self' " + " ".join(sorted(connect)),
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+    return {
+        "Content-Security-Policy": "; ".join(policy),
+        "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }

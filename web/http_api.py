@@ -35,17 +35,23 @@ from protocol.notify import KINDS, NotifyRequestError, parse_notify_request
 from protocol.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, BadSignature, verify
 from settings import Settings
 from storage import NotFound, StorageUnavailable
+from web.origins import ANY, allowed_origins, normalise, origin_allowed
 
 log = logging.getLogger(__name__)
 CORS_METHODS = "POST, GET, OPTIONS"
 CORS_HEADERS = f"Content-Type, X-Notify-Secret, {TIMESTAMP_HEADER}, {SIGNATURE_HEADER}"
+# what the contract's callers send ("JSON or form-encoded"); anything else, text/plain above all, is what a
+# browser page may post to another origin without a preflight
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+BODY_TYPES = ("application/json", *FORM_TYPES)
 
 
 def create_http_app(settings: Settings, node: Node) -> Flask:
     app = Flask("realtime.http")
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
     notify_secret = settings.notify.secret.encode("utf-8")
-    allowed_origins = settings.notify.cors_origins.split()
+    server = settings.server
+    cors_origins = allowed_origins(settings.notify.cors_origins, server.demo, server.ws_port)
 
     @app.before_request
     def preflight_and_caller_check() -> Response | tuple[Response, int] | None:
@@ -57,16 +63,19 @@ def create_http_app(settings: Settings, node: Node) -> Flask:
             return _check_caller(notify_secret, settings.notify.signature_max_skew)
         if not is_loopback(request.remote_addr):
             return _failure(403, "without [notify] secret only local callers are answered")
+        # a local browser is a local caller too: only the pages of [notify] cors_origins may use it
+        if not origin_allowed(request.headers.get("Origin"), cors_origins):
+            return _failure(403, "pages of this Origin may not call the notify API (see [notify] cors_origins)")
         return None
 
     @app.after_request
     def cors(response: Response) -> Response:
         origin = request.headers.get("Origin")
-        if "*" in allowed_origins:
-            response.headers["Access-Control-Allow-Origin"] = "*"
+        if ANY in cors_origins:
+            response.headers["Access-Control-Allow-Origin"] = ANY
         else:
             response.vary.add("Origin")  # the answer depends on the Origin: shared caches must know
-            if origin in allowed_origins:
+            if origin is not None and normalise(origin) in cors_origins:
                 response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
         response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
@@ -82,6 +91,8 @@ def create_http_app(settings: Settings, node: Node) -> Flask:
 
     @app.post("/notify/<any(" + ", ".join(KINDS) + "):kind>")
     def notify(kind: str) -> tuple[Response, int]:
+        if request.mimetype not in BODY_TYPES:
+            return _failure(415, f"the body must be sent as {' or '.join(BODY_TYPES)}")
         fields = _body_fields(settings.limits.max_body_bytes)
         if fields is None:
             return _failure(400, "body must be a JSON object or a form")
@@ -195,7 +206,7 @@ def _body_fields(max_body_bytes: int) -> dict[str, Any] | None:
     # a chunked body has no Content-Length to refuse up front; the stream just stops at the limit
     if request.content_length is None and len(data) >= max_body_bytes and request.stream.read(1):
         raise RequestEntityTooLarge()
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    if request.mimetype in FORM_TYPES:
         return request.form.to_dict()
     if not data.strip():
         return {}

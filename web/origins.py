@@ -10,6 +10,7 @@ they still need a token.
 from __future__ import annotations
 
 ANY = "*"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")  # never a name that merely resolves to loopback
 
 
 def allowed_origins(configured: str, demo: bool, ws_port: int) -> frozenset[str]:
@@ -18,8 +19,17 @@ def allowed_origins(configured: str, demo: bool, ws_port: int) -> frozenset[str]
     resolves to them, which DNS rebinding could use)."""
     origins = {normalise(origin) for origin in configured.split()}
     if demo:
-        origins |= {f"http://{host}:{ws_port}" for host in ("localhost", "127.0.0.1", "[::1]")}
+        origins |= {f"http://{host}" for host in loopback_hosts(ws_port)}
     return frozenset(origins)
+
+
+def loopback_hosts(port: int) -> frozenset[str]:
+    """`host:port` for each loopback name (and the bare names for port 80, which browsers leave out): what a
+    page on this machine sees as its host, and what a DNS-rebinding page, whose host is another name, is not."""
+    hosts = {f"{name}:{port}" for name in LOOPBACK_NAMES}
+    if port == 80:
+        hosts |= set(LOOPBACK_NAMES)
+    return frozenset(hosts)
 
 
 def origin_allowed(origin: str | None, allowed: frozenset[str]) -> bool:

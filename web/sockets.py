@@ -63,7 +63,8 @@ class SocketSession:
     def on_closed(self) -> None:
         self._end_auth_wait()
         if self._user_id is not None:
-            self._node.router.tell(DetachSocket(self._user_id, self.transport))
+            if self._node.router.is_alive():  # after shutdown the router, and the user's actor with it, is gone
+                self._node.router.tell(DetachSocket(self._user_id, self.transport))
             log.debug("socket %s: user %s disconnected", self.transport.id, self._user_id)
 
     def _forward(self, text: str) -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from protocol import frames as frames_module
 from protocol.frames import (
     MAX_ID,
+    MAX_REF_TYPE_CHARS,
     Connect,
     ErrorCode,
     FetchHistory,
@@ -213,6 +214,16 @@ class TestMalformedFrames:
     def test_unknown_type_message_is_bounded(self):
         error = refused({"type": "x" * 10_000})
         assert len(error.message) < 200
+
+    def test_unknown_type_is_echoed_in_ref_cut_to_64_characters(self):
+        """A 64 KiB `type` would otherwise come back whole in every `error` frame."""
+        error = refused({"type": "é" * 60_000, "clientMsgId": "c9"})
+        assert error.ref == {"type": "é" * MAX_REF_TYPE_CHARS, "clientMsgId": "c9"}
+        assert len(error_frame(error.code, error.message, error.ref).encode("utf-8")) < 400
+
+    def test_a_lone_surrogate_beyond_the_cut_does_not_hide_the_type(self):
+        error = refused('{"type": "%s\\ud800"}' % ("t" * MAX_REF_TYPE_CHARS))
+        assert error.ref == {"type": "t" * MAX_REF_TYPE_CHARS}
 
     BAD_IDS = [True, False, 1.0, 1.5, "1", "abc", -1, 0, MAX_ID + 1, 2**64, 10**30, [1], {"id": 1}, None]
 

@@ -23,12 +23,14 @@ from web.http_api import create_http_app, is_loopback
 REMOTE = "192.0.2.10"  # TEST-NET-1: never loopback
 NOTIFY_PATHS = ["/notify/post", "/notify/comment", "/notify/like"]
 BAD_BODY = {"userId": 3}  # no postId: a 400 that is answered before the node is touched
+AUTH_SECRET = "unit-test-secret-0123456789abcdef"
+NOTIFY_SECRET = "notify-unit-test-secret-0123456789"
 
 
 def _app(tmp_path: Path, **env: str) -> Flask:
     empty = tmp_path / "empty.ini"
     empty.write_text("", encoding="utf-8")
-    settings = load_settings(empty, environ={"REALTIME_AUTH_SECRET": "unit-test-secret", **env})
+    settings = load_settings(empty, environ={"REALTIME_AUTH_SECRET": AUTH_SECRET, **env})
     return create_http_app(settings, node=None)  # type: ignore[arg-type]
 
 
@@ -40,16 +42,17 @@ def open_app(tmp_path: Path) -> FlaskClient:
 
 @pytest.fixture
 def secret_app(tmp_path: Path) -> FlaskClient:
-    return _app(tmp_path, REALTIME_NOTIFY_SECRET="s3cret").test_client()
+    return _app(tmp_path, REALTIME_NOTIFY_SECRET=NOTIFY_SECRET).test_client()
 
 
 def _post(client: FlaskClient, path: str, remote: str, body: Any = BAD_BODY, **headers: str):
     return client.post(path, json=body, headers=headers, environ_base={"REMOTE_ADDR": remote})
 
 
-def _assert_failure(response, status: int) -> dict[str, Any]:
+def _assert_failure(response, status: int, origin: str | None = None) -> dict[str, Any]:
+    """A refusal with the contract's JSON body and the CORS headers (by default no page origin is allowed)."""
     assert response.status_code == status, response.get_data(as_text=True)
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers.get("Access-Control-Allow-Origin") == origin
     assert "X-Notify-Secret" in response.headers["Access-Control-Allow-Headers"]
     body = json.loads(response.get_data())
     assert body["success"] is False and isinstance(body["error"], str) and body["error"]
@@ -103,7 +106,8 @@ def test_preflight_is_answered_204_to_anyone_without_auth(open_app: FlaskClient,
     )
     assert response.status_code == 204
     assert response.get_data() == b""
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Origin" not in response.headers  # no page origin is listed by default
+    assert "Origin" in response.vary
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
     assert "X-Notify-Secret" in response.headers["Access-Control-Allow-Headers"]
     assert "Content-Type" in response.headers["Access-Control-Allow-Headers"]
@@ -117,12 +121,15 @@ def test_preflight_is_answered_204_to_anyone_without_auth(open_app: FlaskClient,
 def test_with_secret_the_right_header_lets_any_caller_past_the_check(
     secret_app: FlaskClient, path: str, remote: str
 ) -> None:
-    body = _assert_failure(_post(secret_app, path, remote, **{"X-Notify-Secret": "s3cret"}), 400)
+    body = _assert_failure(_post(secret_app, path, remote, **{"X-Notify-Secret": NOTIFY_SECRET}), 400)
     assert "postId" in body["error"]
 
 
 @pytest.mark.parametrize("remote", [REMOTE, "127.0.0.1", "::1"])
-@pytest.mark.parametrize("offered", [None, "", "wrong", "s3cret ", "S3CRET", "s3cre", "s3cret\u00e9"])
+@pytest.mark.parametrize(
+    "offered",
+    [None, "", "wrong", NOTIFY_SECRET + " ", NOTIFY_SECRET.upper(), NOTIFY_SECRET[:-1], NOTIFY_SECRET + "\u00e9"],
+)
 def test_with_secret_a_missing_or_wrong_header_gets_401(
     secret_app: FlaskClient, remote: str, offered: str | None
 ) -> None:
@@ -133,7 +140,6 @@ def test_with_secret_a_missing_or_wrong_header_gets_401(
 def test_with_secret_the_preflight_needs_no_header(secret_app: FlaskClient) -> None:
     response = secret_app.options("/notify/comment", environ_base={"REMOTE_ADDR": REMOTE})
     assert response.status_code == 204
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
 # ---------------------------------------------------------------- CORS origin list and body limit
@@ -163,3 +169,69 @@ def test_body_over_the_configured_limit_is_413(tmp_path: Path) -> None:
     assert body["success"] is False
     response = client.post("/notify/post", data=at_limit, content_type="application/json")
     assert response.status_code == 400  # within the limit: parsed (and refused as not JSON)
+
+
+# ---------------------------------------------------------------- body types and browser pages on this machine
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "text/plain;charset=UTF-8", "application/octet-stream", "text/json", "application/xml"],
+)
+@pytest.mark.parametrize("path", NOTIFY_PATHS)
+def test_a_body_that_is_neither_json_nor_a_form_is_415(open_app: FlaskClient, path: str, content_type: str | None):
+    """text/plain (or no type) is what a page may post to another origin without a preflight: never parsed."""
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = open_app.post(
+        path, data=json.dumps({"postId": 1, "userId": 2}), headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.1"}
+    )
+    body = _assert_failure(response, 415)
+    assert "application/json" in body["error"] and "application/x-www-form-urlencoded" in body["error"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/x-www-form-urlencoded"],
+)
+def test_json_and_form_bodies_pass_the_type_check(open_app: FlaskClient, content_type: str) -> None:
+    data = "userId=3" if "form" in content_type else json.dumps(BAD_BODY)
+    response = open_app.post(
+        "/notify/post", data=data, headers={"Content-Type": content_type}, environ_base={"REMOTE_ADDR": "127.0.0.1"}
+    )
+    assert "postId" in _assert_failure(response, 400)["error"]  # parsed: refused for the missing field only
+
+
+def test_the_secret_is_checked_before_the_body_type(secret_app: FlaskClient) -> None:
+    response = secret_app.post(
+        "/notify/like", data="x", content_type="text/plain", environ_base={"REMOTE_ADDR": REMOTE}
+    )
+    _assert_failure(response, 401)
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:3000", "http://127.0.0.1:8081", "null", "https://evil.example"])
+def test_without_secret_a_local_page_of_an_unlisted_origin_gets_403(open_app: FlaskClient, origin: str) -> None:
+    """Loopback is no proof of a trusted caller when the caller is a browser on this machine."""
+    body = _assert_failure(_post(open_app, "/notify/post", "127.0.0.1", Origin=origin), 403)
+    assert "Origin" in body["error"]
+
+
+def test_without_secret_a_listed_page_origin_is_answered_and_may_read_the_answer(tmp_path: Path) -> None:
+    client = _app(tmp_path, REALTIME_NOTIFY_CORS_ORIGINS="https://App.example/").test_client()
+    response = _post(client, "/notify/post", "127.0.0.1", Origin="https://app.example")
+    assert "postId" in _assert_failure(response, 400, origin="https://app.example")["error"]
+
+
+def test_cors_star_stays_possible_when_configured(tmp_path: Path) -> None:
+    client = _app(tmp_path, REALTIME_NOTIFY_CORS_ORIGINS="*").test_client()
+    response = _post(client, "/notify/post", "127.0.0.1", Origin="https://any.example")
+    assert "postId" in _assert_failure(response, 400, origin="*")["error"]
+
+
+def test_demo_mode_lets_its_own_page_call_the_notify_api(tmp_path: Path) -> None:
+    client = _app(
+        tmp_path, REALTIME_SERVER_DEMO="true", REALTIME_DATABASE_PATH=str(tmp_path / "db.sqlite3")
+    ).test_client()
+    for origin in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"):
+        response = _post(client, "/notify/like", "127.0.0.1", Origin=origin)
+        assert "postId" in _assert_failure(response, 400, origin=origin)["error"]
+    _assert_failure(_post(client, "/notify/like", "127.0.0.1", Origin="http://127.0.0.1:9999"), 403)

@@ -11,7 +11,7 @@ import pytest
 from settings import DEMO_SECRET_FILE, SCHEMA, ConfigError, env_name, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SECRET = "settings-test-secret"
+SECRET = "settings-test-secret-0123456789abcdef"
 
 
 @pytest.fixture
@@ -111,23 +111,23 @@ def test_file_values_are_used(config):
     path = config(
         "[server]\nhost = 0.0.0.0\nws_port = 9000\nhttp_port = 9001\n"
         "[database]\nbackend = MySQL\nport = 3307\npool_size = 3\n"
-        "[auth]\nsecret = from-file\ntimeout = 2.5\n"
+        "[auth]\nsecret = from-file-0123456789abcdef0123456789\ntimeout = 2.5\n"
         "[limits]\nmax_content_chars = 10\n"
     )
     settings = load_settings(path, environ={})
     assert (settings.server.host, settings.server.ws_port, settings.server.http_port) == ("0.0.0.0", 9000, 9001)
     assert (settings.database.backend, settings.database.port, settings.database.pool_size) == ("mysql", 3307, 3)
-    assert (settings.auth.secret, settings.auth.timeout) == ("from-file", 2.5)
+    assert (settings.auth.secret, settings.auth.timeout) == ("from-file-0123456789abcdef0123456789", 2.5)
     assert settings.limits.max_content_chars == 10
 
 
 def test_environment_beats_the_file(config):
-    path = config("[server]\nws_port = 9000\nhttp_port = 9001\n[auth]\nsecret = from-file\n")
+    path = config("[server]\nws_port = 9000\nhttp_port = 9001\n[auth]\nsecret = from-file-0123456789abcdef0123456789\n")
     settings = load_settings(
         path,
         environ={
             "REALTIME_SERVER_WS_PORT": "9100",
-            "REALTIME_AUTH_SECRET": "from-env",
+            "REALTIME_AUTH_SECRET": "from-env-0123456789abcdef0123456789",
             "REALTIME_DATABASE_BACKEND": "mysql",
             "REALTIME_CLUSTER_BACKEND": "redis",
             "REALTIME_LIMITS_MAX_FRAME_BYTES": "1024",
@@ -135,7 +135,7 @@ def test_environment_beats_the_file(config):
     )
     assert settings.server.ws_port == 9100
     assert settings.server.http_port == 9001  # not overridden: the file's value
-    assert settings.auth.secret == "from-env"
+    assert settings.auth.secret == "from-env-0123456789abcdef0123456789"
     assert settings.database.backend == "mysql"
     assert settings.cluster.backend == "redis"
     assert settings.limits.max_frame_bytes == 1024
@@ -256,6 +256,36 @@ def test_blank_secret_counts_as_missing(config):
     assert "REALTIME_AUTH_SECRET" in config_error(config(""), environ={"REALTIME_AUTH_SECRET": "   "})
 
 
+@pytest.mark.parametrize(("section", "env"), [("auth", "REALTIME_AUTH_SECRET"), ("notify", "REALTIME_NOTIFY_SECRET")])
+@pytest.mark.parametrize(
+    "secret", ["x", "a" * 31, "é" * 15 + "a"], ids=["one character", "31 bytes", "16 characters of 31 bytes"]
+)
+def test_a_secret_under_32_bytes_is_refused_naming_the_key_and_its_source(config, section, env, secret):
+    message = config_error(config(""), {"REALTIME_AUTH_SECRET": SECRET, env: secret})
+    assert message.startswith(f"[{section}] secret is {len(secret.encode())} bytes long; at least 32 are required")
+    assert f"environment {env}" in message and secret not in message
+
+
+def test_a_short_secret_from_the_file_is_refused_naming_the_file(config):
+    message = config_error(config("[notify]\nsecret = short\n"))
+    assert message.startswith("[notify] secret is 5 bytes long") and "(from config file)" in message
+
+
+def test_secrets_of_32_bytes_are_accepted(config):
+    settings = load(config(""), REALTIME_AUTH_SECRET="a" * 32, REALTIME_NOTIFY_SECRET="é" * 16)
+    assert (settings.auth.secret, settings.notify.secret) == ("a" * 32, "é" * 16)
+
+
+def test_an_empty_notify_secret_is_not_short_but_unset(config):
+    assert load(config(""), REALTIME_NOTIFY_SECRET="").notify.secret == ""
+
+
+def test_demo_mode_accepts_short_secrets(tmp_path):
+    environ = {"REALTIME_AUTH_SECRET": "demo", "REALTIME_NOTIFY_SECRET": "demo"}
+    settings = load_settings(_empty(tmp_path), environ=environ, demo=True)
+    assert (settings.auth.secret, settings.notify.secret) == ("demo", "demo")
+
+
 def test_demo_mode_without_secret_keeps_one_next_to_the_database(tmp_path):
     database = tmp_path / "db" / "realtime.sqlite3"
     environ = {"REALTIME_DATABASE_PATH": str(database)}
@@ -316,8 +346,8 @@ def _empty(tmp_path: Path) -> Path:
 
 def test_redacted_masks_secrets_and_passwords(config):
     settings = load_settings(
-        config("[database]\npassword = db-pass\n[notify]\nsecret = notify-secret\n"),
-        environ={"REALTIME_AUTH_SECRET": "auth-secret"},
+        config("[database]\npassword = db-pass\n[notify]\nsecret = notify-secret-0123456789abcdef0123\n"),
+        environ={"REALTIME_AUTH_SECRET": "auth-secret-0123456789abcdef012345"},
     )
     shown = settings.redacted()
     assert shown["auth"]["secret"] == "***"

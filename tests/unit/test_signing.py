@@ -66,6 +66,7 @@ def test_a_timestamp_beyond_the_skew_is_refused_even_with_a_good_signature(now):
         ("", "sha256=00", "missing"),
         ("soon", "sha256=00", "whole seconds"),
         ("1.5", "sha256=00", "whole seconds"),
+        ("1e9", "sha256=00", "whole seconds"),
         (str(NOW), "00", "does not match"),
         (str(NOW), "sha256=" + "é" * 64, "does not match"),
     ],
@@ -73,6 +74,22 @@ def test_a_timestamp_beyond_the_skew_is_refused_even_with_a_good_signature(now):
 def test_malformed_headers_are_refused_with_a_reason(timestamp, signature, reason):
     with pytest.raises(BadSignature, match=reason):
         check(signature, timestamp=timestamp)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [f"+{NOW}", f"0{NOW}", "1_800_000_000", "\u0661\u0668" + "\u0660" * 8, f"{NOW}\n", f"-{NOW}", "9" * 17],
+    ids=["plus", "leading-zero", "underscores", "arabic-indic-digits", "newline", "negative", "too-long"],
+)
+def test_a_timestamp_in_any_spelling_but_plain_ascii_digits_is_refused(spelling):
+    """int() reads each of these as a number; signed with it, the request would verify under several spellings."""
+    signature = sign(SECRET, "POST", "/notify/like", NOW, b'{"postId":1}')
+    with pytest.raises(BadSignature, match="plain digits"):
+        check(signature, timestamp=spelling)
+
+
+def test_spaces_around_the_timestamp_are_not_part_of_it():
+    check(sign(SECRET, "POST", "/notify/like", NOW, b'{"postId":1}'), timestamp=f" {NOW}\t")
 
 
 @given(

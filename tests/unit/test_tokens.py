@@ -104,6 +104,23 @@ def test_non_numeric_exp():
     assert_invalid(signed({"sub": "7", "exp": "tomorrow"}))
 
 
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_a_time_claim_written_as_a_string_of_digits_is_invalid(claim):
+    """PyJWT reads "1800000000" with int(); RFC 7519 says a NumericDate is a JSON number."""
+    claims = {"sub": "7", "exp": in_an_hour(), "nbf": int(time.time()) - 60, "iat": int(time.time()) - 60}
+    claims[claim] = str(claims[claim])
+    with pytest.raises(InvalidToken, match=f"'{claim}' must be a number"):
+        verify_token(SECRET, signed(claims))
+
+
+def test_a_time_claim_that_is_a_boolean_is_invalid():
+    assert_invalid(signed({"sub": "7", "exp": in_an_hour(), "iat": True}))
+
+
+def test_a_fractional_exp_is_a_number_and_accepted():
+    assert verify_token(SECRET, signed({"sub": "7", "exp": time.time() + 3600.5})) == 7
+
+
 def test_wrong_secret():
     assert_invalid(mint_token(OTHER_SECRET, 42))
 
