@@ -10,7 +10,7 @@ from gevent.pywsgi import OldMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from web.headers import MAX_HEADERS, MAX_LINE, read_headers
+from web.headers import MAX_HEADER_BYTES, MAX_HEADERS, HeadersTooLarge, read_headers
 
 BLOCKS = [
     b"Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5a2V5a2V5a2V5a2V5aw==\r\n\r\n",
@@ -56,13 +56,34 @@ def test_reads_no_further_than_the_blank_line() -> None:
     assert stream.read() == b"frame bytes"
 
 
-def test_a_line_over_the_limit_sets_the_status_pywsgi_refuses() -> None:
-    assert read_headers(io.BytesIO(b"X: " + b"a" * MAX_LINE + b"\r\n\r\n")).status == "Line too long"
+def block_of(size: int) -> bytes:
+    """A header block of exactly `size` bytes, the blank line included."""
+    return b"X: " + b"a" * (size - 7) + b"\r\n\r\n"
+
+
+def test_a_block_within_the_budget_is_read_whole() -> None:
+    stream = io.BytesIO(block_of(MAX_HEADER_BYTES) + b"next")
+    assert read_headers(stream)["X"] == "a" * (MAX_HEADER_BYTES - 7)
+    assert stream.read() == b"next"
+
+
+@pytest.mark.parametrize("block", [block_of(MAX_HEADER_BYTES + 1), b"X: " + b"a" * 10 * MAX_HEADER_BYTES], ids=len)
+def test_a_block_over_the_budget_is_refused_having_read_no_more_than_the_budget(block: bytes) -> None:
+    stream = io.BytesIO(block)
+    with pytest.raises(HeadersTooLarge):
+        read_headers(stream)
+    assert stream.tell() <= MAX_HEADER_BYTES + 1
+
+
+def test_the_budget_is_what_the_request_line_left() -> None:
+    with pytest.raises(HeadersTooLarge):
+        read_headers(io.BytesIO(block_of(100)), budget=99)
+    assert read_headers(io.BytesIO(block_of(100)), budget=100)["X"]
 
 
 def test_too_many_headers_raise_like_http_client() -> None:
     block = b"".join(b"X-%d: v\r\n" % n for n in range(MAX_HEADERS + 1)) + b"\r\n"
-    with pytest.raises(HTTPException):
+    with pytest.raises(HeadersTooLarge):
         read_headers(io.BytesIO(block))
     with pytest.raises(HTTPException):
         standard(block)
