@@ -118,6 +118,7 @@ class ServiceServer(WSGIServer):
         super().__init__(address, application, handler_class=handler_class, log=None, error_log=log)
         self.limits = limits
         self.pending = PendingConnections(limits.pending_connections, limits.pending_per_address)
+        self.bad_requests = Throttle()  # logged by the handlers
         self._refusals = Throttle()
         self._exhaustion = Throttle()
         self._accept_pause: object | None = None
@@ -261,7 +262,9 @@ class ServiceHandler(WSGIHandler):
         """A request that cannot be read: 431 or 400 and close, logged in one line (pywsgi prints tracebacks)."""
         if isinstance(error, OSError):  # the peer went away while sending
             return None
-        log.info("refused a request from %s: %.200s", self.peer, error)
+        if count := self.server.bad_requests.due():
+            port = self.server.server_port
+            log.info("port %s: refused %d bad request(s), the last from %s: %.200s", port, count, self.peer, error)
         if isinstance(error, HeadersTooLarge):
             return "431", HEADERS_TOO_LARGE_RESPONSE
         return "400", BAD_REQUEST_RESPONSE
