@@ -259,6 +259,20 @@ def test_headers_beyond_16_kib_get_431_on_both_ports_and_a_6_mib_header_flood_is
     assert_rss_growth_bounded(server, rss_before)
 
 
+def test_handshakes_cut_short_or_without_a_version_are_refused_and_nothing_in_the_module_logged_a_traceback(
+    server: ServerProcess,
+) -> None:
+    ws = server.ws_port
+    with connect_from(ws) as sock:
+        sock.sendall(upgrade_request(ws, end=b""))
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(65536) == b"", "an incomplete request gets no response, only the end"
+    no_version = upgrade_request(ws).replace(b"Sec-WebSocket-Version: 13\r\n", b"")
+    with connect_from(ws) as sock:
+        assert status_of(sock, no_version) == "HTTP/1.1 426 Upgrade Required"
+    assert "Traceback" not in server.log_path.read_text()  # this module's attacks included
+
+
 # ---------------------------------------------------------------- pending connections
 
 

@@ -37,6 +37,9 @@ from web.headers import MAX_HEADER_BYTES, HeadersTooLarge, read_headers
 log = logging.getLogger(__name__)
 DESCRIPTORS_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 ACCEPT_PAUSE = 0.1  # seconds without accepting after running out of descriptors
+LINGER_SECONDS = 2.0  # nginx's lingering close, shorter
+LINGER_BYTES = 1024 * 1024
+LINGER_READ_BYTES = 64 * 1024
 LOG_INTERVAL = 1.0  # seconds between two log lines about the same trouble
 BAD_REQUEST_RESPONSE = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 HEADERS_TOO_LARGE_RESPONSE = (
@@ -55,8 +58,17 @@ class RequestLimits:
     pending_per_address: int
 
 
-class RequestTimedOut(TimeoutError):
-    """The peer did not send its request within the deadline."""
+class LingeringInput(Input):
+    """pywsgi's body reader, whose discarding of a body left unread (too large) stops after `LINGER_SECONDS`
+    or `LINGER_BYTES`: long enough for a client that sends its whole body before reading to see the 413."""
+
+    __slots__ = ()
+
+    def _discard(self) -> None:
+        with gevent.Timeout(LINGER_SECONDS, False):
+            for _ in range(LINGER_BYTES // LINGER_READ_BYTES):
+                if not self.read(LINGER_READ_BYTES):
+                    return
 
 
 class Throttle:
@@ -238,24 +250,24 @@ class ServiceHandler(WSGIHandler):
         """The body, up to one byte past `max_body_bytes` (enough for the application's 413)."""
         limit = self.server.limits.max_body_bytes
         chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
-        if not chunked and not self.content_length:
-            return b""
-        if not chunked and self.content_length > limit:
-            self.close_connection = True  # the application refuses it by its length, and the body stays unread
-            return b""
-        expects_continue = self.headers.get("expect", "").lower() == "100-continue"
-        body = Input(self.rfile, self.content_length, self.socket if expects_continue else None, chunked).read(
-            limit + 1
+        too_large = not chunked and (self.content_length or 0) > limit  # the application refuses it by its length
+        expects_continue = self.headers.get("expect", "").lower() == "100-continue" and not too_large
+        self._request_input = LingeringInput(
+            self.rfile, self.content_length, self.socket if expects_continue else None, chunked
         )
-        if len(body) > limit:
-            self.close_connection = True  # the rest of a chunked body stays unread
+        if too_large or not (chunked or self.content_length):
+            body = b""
+        else:
+            body = self._request_input.read(limit + 1)
+        if too_large or len(body) > limit:
+            self.close_connection = True  # after the 413, and lingering over the rest of the body
         return body
 
     def get_environ(self) -> dict:
         environ = super().get_environ()
-        self.wsgi_input = Input(io.BytesIO(self._body), len(self._body))
-        environ["wsgi.input"] = self.wsgi_input
+        environ["wsgi.input"] = Input(io.BytesIO(self._body), len(self._body))
         environ["wsgi.input_terminated"] = True  # read to its end, which `max_body_bytes` bounds
+        self.wsgi_input = self._request_input  # pywsgi discards what is left of it after the response
         return environ
 
     def _handle_client_error(self, error: Exception) -> tuple[str, bytes] | None:

@@ -33,10 +33,10 @@ class StartupError(Exception):
 def request_limits(settings: Settings) -> RequestLimits:
     """Each port's deadlines and budgets. Pending connections may hold at most a quarter of the descriptors
     (each port), and one address at most half of those, so neither can starve the ports of descriptors."""
+    pending = settings.limits.pending_connections
     descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if descriptors == resource.RLIM_INFINITY:
-        descriptors = settings.limits.pending_connections * 4
-    pending = max(1, min(settings.limits.pending_connections, descriptors // 4))
+    if descriptors != resource.RLIM_INFINITY:
+        pending = max(1, min(pending, descriptors // 4))
     return RequestLimits(
         request_timeout=settings.server.request_timeout,
         keep_alive_timeout=settings.server.keep_alive_timeout,
@@ -63,7 +63,7 @@ class Service:
         http_limits = request_limits(settings)
         self.http_server = ServiceServer((server.host, server.http_port), http_app, http_limits, ServiceHandler)
         ws_limits = http_limits
-        if limits.connections_per_address:  # a handshake that could only be refused need not wait for its 429
+        if limits.connections_per_address:  # more pending handshakes than that could only end in 429: refuse at once
             per_address = min(http_limits.pending_per_address, limits.connections_per_address)
             ws_limits = dataclasses.replace(http_limits, pending_per_address=per_address)
         handshake_policy = HandshakePolicy(

@@ -275,6 +275,12 @@ class ServiceWebSocketHandler(ServiceHandler, WebSocketHandler):
             rfile = sock.makefile("rb", READ_BUFFER_BYTES)
         super().__init__(sock, address, server, rfile)
 
+    def upgrade_websocket(self):
+        # gevent-websocket answers a handshake with no version or not HTTP/1.1 with a str body, which pywsgi
+        # cannot write (a TypeError, a traceback and a 500): make it bytes
+        result = super().upgrade_websocket()
+        return [part.encode() if isinstance(part, str) else part for part in result] if result else result
+
     def upgrade_connection(self):
         policy: HandshakePolicy = self.server.handshake_policy
         peer = self.client_address[0] if self.client_address else "?"

@@ -10,7 +10,7 @@ from gevent.pywsgi import OldMessage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from web.headers import MAX_HEADER_BYTES, MAX_HEADERS, HeadersTooLarge, read_headers
+from web.headers import MAX_HEADER_BYTES, MAX_HEADERS, HeadersCutShort, HeadersTooLarge, read_headers
 
 BLOCKS = [
     b"Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: a2V5a2V5a2V5a2V5a2V5aw==\r\n\r\n",
@@ -20,14 +20,13 @@ BLOCKS = [
     b"Host: x\nLF: only\n\n",
     b"Host: \xe9\xff\r\n\r\n",
     b"\r\n",
-    b"",
     b"NoColon\r\nHost: x\r\n\r\n",
     b"Host: x\r\nHost: y\r\n\r\n",
     b"Host: a:b:c\r\n\r\nBODY",
     b"From nobody\r\nHost: x\r\n\r\n",
-    b"Host: x\r\n\r",
     b":empty-name\r\n\r\n",
 ]
+CUT_SHORT = [b"", b"Host: x\r\n\r", b"Host: x\r\nUpgrade: websocket\r\n", b"Host: x\r\nUpgr"]
 
 
 def standard(block: bytes) -> OldMessage:
@@ -41,6 +40,12 @@ def same(a: OldMessage, b: OldMessage) -> bool:
 @pytest.mark.parametrize("block", BLOCKS, ids=repr)
 def test_matches_the_standard_parser(block: bytes) -> None:
     assert same(read_headers(io.BytesIO(block)), standard(block))
+
+
+@pytest.mark.parametrize("block", CUT_SHORT, ids=repr)
+def test_a_block_the_connection_cuts_short_is_not_a_request(block: bytes) -> None:
+    with pytest.raises(HeadersCutShort):
+        read_headers(io.BytesIO(block))
 
 
 @settings(max_examples=300)
