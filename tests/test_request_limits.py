@@ -259,6 +259,37 @@ def test_headers_beyond_16_kib_get_431_on_both_ports_and_a_6_mib_header_flood_is
     assert_rss_growth_bounded(server, rss_before)
 
 
+def test_a_body_over_the_limit_is_answered_413_and_no_more_than_1_mib_of_its_rest_is_read(
+    server: ServerProcess,
+) -> None:
+    (user_id,) = server.add_users(1)
+    head = b"POST /notify/post HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    with connect_from(server.http_port) as sock:  # a client that sends its whole body before reading sees the 413
+        assert status_of(sock, head % (1 << 20) + b"{" * (1 << 20)) == "HTTP/1.1 413 REQUEST ENTITY TOO LARGE"
+    sent_until_cut: list[int] = []  # per endless body: the bytes the client got to send before the server closed
+
+    def send_endless_body() -> None:
+        with connect_from(server.http_port) as sock:
+            sock.sendall(head % (1 << 40))
+            sent = 0
+            try:
+                while sent < 100 << 20:
+                    sent += sock.send(b"{" * 65536)
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+            sent_until_cut.append(sent)
+
+    with Bystander(server, user_id) as bystander:
+        rss_before = rss_kib(server.process.pid)
+        until = time.monotonic() + 3
+        while time.monotonic() < until:
+            send_endless_body()
+    # what the server read, and what the kernel's socket buffers took on both sides
+    assert sent_until_cut and max(sent_until_cut) < 16 << 20, sent_until_cut
+    bystander.assert_served()
+    assert_rss_growth_bounded(server, rss_before)
+
+
 def test_handshakes_cut_short_or_without_a_version_are_refused_and_nothing_in_the_module_logged_a_traceback(
     server: ServerProcess,
 ) -> None:

@@ -10,8 +10,9 @@ headers, and accepts every connection it can. Here, per connection:
   and is cancelled before the application runs, so a WebSocket leaves the
   handshake with no timer and no socket timeout.
 - the headers get `web.headers.MAX_HEADER_BYTES` (431 beyond), and the body
-  is read here, before the application, up to `max_body_bytes` (the
-  application answers 413 beyond, and the connection closes).
+  is read here, before the application, up to `max_body_bytes`; beyond it
+  the application answers 413 and the connection closes, after reading
+  what the client still sends for a moment so that it sees the answer.
 - a connection still waiting for or sending its request is "pending": the
   server counts them, in all and per address, and closes a new connection
   at once beyond either cap, before it costs a greenlet.
@@ -196,7 +197,8 @@ class ServiceHandler(WSGIHandler):
         self._pending = True  # admitted by the server as pending
         self._requests = 0
         self._deadline: gevent.Timeout | None = None
-        self._body = b""
+        self._request_input: Input | None = None  # the request's body as it arrives
+        self._body = b""  # what the application gets of it
 
     def MessageClass(self, rfile: object, *args: object) -> object:  # noqa: N802 - pywsgi's name
         return read_headers(rfile, MAX_HEADER_BYTES - len(self.requestline))
