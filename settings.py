@@ -115,6 +115,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "drain_timeout": (_positive_number, "10"),
         "allowed_origins": (_text, ""),
         "ping_interval": (_non_negative_number, "25"),
+        "request_timeout": (_positive_number, "10"),
+        "keep_alive_timeout": (_positive_number, "5"),
     },
     "database": {
         "backend": (_choice("sqlite", "mysql"), "sqlite"),
@@ -160,6 +162,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "rate_limit_strikes": (_positive_integer, "100"),
         "sockets_per_user": (_positive_integer, "20"),
         "connections_per_address": (_non_negative_integer, "0"),
+        "pending_connections": (_positive_integer, "1000"),
+        "pending_per_address": (_positive_integer, "250"),
     },
     "log": {
         "level": (_choice("debug", "info", "warning", "error"), "info"),
@@ -177,6 +181,8 @@ class ServerSettings:
     drain_timeout: float
     allowed_origins: str
     ping_interval: float
+    request_timeout: float
+    keep_alive_timeout: float
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,8 @@ class LimitSettings:
     rate_limit_strikes: int
     sockets_per_user: int
     connections_per_address: int
+    pending_connections: int
+    pending_per_address: int
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,13 @@ which runs the whole `email` feed parser: a tenth of the CPU of accepting a
 WebSocket. Headers that are all plain `Name: value` lines (every browser's
 and client library's) are built directly into the same message class; any
 other header block (continuation lines, malformed names) goes through the
-standard parser, so the result never differs from pywsgi's own.
+standard parser, so the result never differs from pywsgi's own, except that a
+block the connection cuts short is an error rather than a request.
+
+A request's headers get a total byte budget (`MAX_HEADER_BYTES`, like
+nginx's default): pywsgi alone accepts 100 lines of 64 KiB each, 6 MiB a
+stalled request could hold. Beyond it `HeadersTooLarge` is raised, which
+the handler answers with 431.
 """
 
 from __future__ import annotations
@@ -17,24 +23,37 @@ from typing import BinaryIO
 
 from gevent.pywsgi import OldMessage
 
-MAX_LINE = 65536  # http.client's limits
-MAX_HEADERS = 100
+MAX_HEADER_BYTES = 16 * 1024  # request line and header block together
+MAX_HEADERS = 100  # http.client's limit
 _PLAIN = re.compile(r"([!-9;-~]+):[ \t]*(.*?)\r?\n")  # a token name, then the value up to the line end
 
 
-def read_headers(rfile: BinaryIO) -> OldMessage:
-    """The header block of a request, as pywsgi's `headers_factory` would return it."""
+class HeadersTooLarge(HTTPException):
+    """The header block is over its byte budget or has more than `MAX_HEADERS` lines (answer 431)."""
+
+
+class HeadersCutShort(ConnectionError):
+    """The connection ended before the blank line: the request is incomplete (pywsgi would serve it)."""
+
+
+def read_headers(rfile: BinaryIO, budget: int = MAX_HEADER_BYTES) -> OldMessage:
+    """The header block of a request, as pywsgi's `headers_factory` would return it.
+
+    Reads at most `budget` bytes (plus one, to tell a block that ends right there from a longer one).
+    Raises `HeadersTooLarge` beyond it, and `HeadersCutShort` if the stream ends before the blank line.
+    """
     lines: list[bytes] = []
     while True:
-        line = rfile.readline(MAX_LINE + 1)
-        if len(line) > MAX_LINE:
-            message = OldMessage()
-            message.status = "Line too long"
-            return message
+        line = rfile.readline(budget + 1)
+        budget -= len(line)
+        if budget < 0:
+            raise HeadersTooLarge("request headers too large")
         lines.append(line)
         if len(lines) > MAX_HEADERS:
-            raise HTTPException(f"got more than {MAX_HEADERS} headers")
-        if line in (b"\r\n", b"\n", b""):
+            raise HeadersTooLarge(f"got more than {MAX_HEADERS} headers")
+        if not line.endswith(b"\n"):
+            raise HeadersCutShort("the connection ended inside the request headers")
+        if line in (b"\r\n", b"\n"):
             break
     text = b"".join(lines).decode("iso-8859-1")
     message = OldMessage()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
+import resource
 import signal
 import time
 
 import gevent
 from gevent.event import Event
-from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from actors import Node
 from protocol.frames import CloseCode
@@ -18,13 +19,8 @@ from storage import Storage, open_storage
 from web.app import create_apps
 from web.demo import seed_demo_data
 from web.origins import allowed_origins
-from web.websocket import (
-    CLOSE_FLUSH_TIMEOUT,
-    ConnectionRegistry,
-    HandshakePolicy,
-    ServiceWebSocketHandler,
-    keep_alive,
-)
+from web.server import RequestLimits, ServiceHandler, ServiceServer
+from web.websocket import CLOSE_FLUSH_TIMEOUT, ConnectionRegistry, HandshakePolicy, WebSocketServer, keep_alive
 
 log = logging.getLogger(__name__)
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (Python's default: 700)
@@ -32,6 +28,22 @@ GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections 
 
 class StartupError(Exception):
     """The service cannot start; the message says why in one line."""
+
+
+def request_limits(settings: Settings) -> RequestLimits:
+    """Each port's deadlines and budgets. Pending connections may hold at most a quarter of the descriptors
+    (each port), and one address at most half of those, so neither can starve the ports of descriptors."""
+    pending = settings.limits.pending_connections
+    descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if descriptors != resource.RLIM_INFINITY:
+        pending = max(1, min(pending, descriptors // 4))
+    return RequestLimits(
+        request_timeout=settings.server.request_timeout,
+        keep_alive_timeout=settings.server.keep_alive_timeout,
+        max_body_bytes=settings.limits.max_body_bytes,
+        pending_connections=pending,
+        pending_per_address=max(1, min(settings.limits.pending_per_address, pending // 2)),
+    )
 
 
 class Service:
@@ -47,20 +59,22 @@ class Service:
             seed_demo_data(self.storage)
         self.node = Node(self.storage, settings)
         ws_app, http_app = create_apps(settings, self.node)
-        server = settings.server
-        self.ws_server = WSGIServer(
-            (server.host, server.ws_port), ws_app, handler_class=ServiceWebSocketHandler, log=None, error_log=log
-        )
-        self.ws_server.handshake_policy = HandshakePolicy(
-            max_message_bytes=settings.limits.max_frame_bytes,
+        server, limits = settings.server, settings.limits
+        http_limits = request_limits(settings)
+        self.http_server = ServiceServer((server.host, server.http_port), http_app, http_limits, ServiceHandler)
+        ws_limits = http_limits
+        if limits.connections_per_address:  # more pending handshakes than that could only end in 429: refuse at once
+            per_address = min(http_limits.pending_per_address, limits.connections_per_address)
+            ws_limits = dataclasses.replace(http_limits, pending_per_address=per_address)
+        handshake_policy = HandshakePolicy(
+            max_message_bytes=limits.max_frame_bytes,
             allowed_origins=allowed_origins(server.allowed_origins, server.demo, server.ws_port),
-            connections_per_address=settings.limits.connections_per_address,
+            connections_per_address=limits.connections_per_address,
         )
-        self.ws_server.connections = ConnectionRegistry()
+        self.ws_server = WebSocketServer(
+            (server.host, server.ws_port), ws_app, ws_limits, handshake_policy, ConnectionRegistry()
+        )
         self._keep_alive: gevent.Greenlet | None = None
-        self.http_server = WSGIServer(
-            (server.host, server.http_port), http_app, handler_class=WSGIHandler, log=None, error_log=log
-        )
         self._stopped = Event()
 
     def run(self) -> None:
@@ -78,13 +92,16 @@ class Service:
         if self.settings.server.ping_interval:
             self._keep_alive = gevent.spawn(keep_alive, self.ws_server.connections, self.settings.server.ping_interval)
         log.info(
-            "serving WebSocket on %s:%s and HTTP on %s:%s (database: %s%s)",
+            "serving WebSocket on %s:%s and HTTP on %s:%s (database: %s%s; pending connections: %d per port, "
+            "%d per address)",
             self.settings.server.host,
             self.ws_server.server_port,
             self.settings.server.host,
             self.http_server.server_port,
             self.settings.database.backend,
             ", demo mode" if self.settings.server.demo else "",
+            self.http_server.limits.pending_connections,
+            self.http_server.limits.pending_per_address,
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self._request_stop, signum)

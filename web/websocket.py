@@ -11,7 +11,8 @@ message to its listener. All writes, pongs and close frames included, go
 through the connection's `SocketTransport`.
 
 The handshake refuses a browser page whose `Origin` is not allowed (403) and
-a client address over its connection cap (429). `keep_alive` pings every
+a client address over its connection cap (429; its pending handshakes count).
+Its deadlines and budgets are `web.server`'s. `keep_alive` pings every
 connection at an interval and drops those that answered nothing since the
 previous ping: a peer that vanished without a close frame.
 """
@@ -45,8 +46,8 @@ from web.framing import (
     ProtocolError,
     parse_close,
 )
-from web.headers import read_headers
 from web.origins import origin_allowed
+from web.server import RequestLimits, ServiceHandler, ServiceServer
 from web.transport import SocketTransport
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ _READ = 1
 
 @dataclass(frozen=True)
 class HandshakePolicy:
-    """What `ServiceWebSocketHandler` checks and sets up, carried by its server as `handshake_policy`."""
+    """What `ServiceWebSocketHandler` checks and sets up, given to its `WebSocketServer`."""
 
     max_message_bytes: int
     allowed_origins: frozenset[str]  # see web.origins
@@ -262,22 +263,23 @@ class WebSocketConnection:
             self._socket.close()
 
 
-class ServiceWebSocketHandler(WebSocketHandler):
-    """gevent-websocket's handler, ending in a `WebSocketConnection` that owns the socket.
+class ServiceWebSocketHandler(ServiceHandler, WebSocketHandler):
+    """gevent-websocket's handler, with `ServiceHandler`'s deadlines and budgets on the handshake, ending in a
+    `WebSocketConnection` that owns the socket. Its server is a `WebSocketServer`."""
 
-    The server carries `handshake_policy` and `connections` (a
-    `ConnectionRegistry`, for the per-address cap, shutdown and metrics);
-    see `web.service`.
-    """
+    server: WebSocketServer
 
-    def __init__(self, sock: socket.socket, address: tuple, server: object, rfile: object = None):
+    def __init__(self, sock: socket.socket, address: tuple, server: WebSocketServer, rfile: object = None):
         # pywsgi's reader buffers 8 KiB; only the handshake goes through it here
         if rfile is None:
             rfile = sock.makefile("rb", READ_BUFFER_BYTES)
         super().__init__(sock, address, server, rfile)
 
-    def MessageClass(self, rfile: object, *args: object) -> object:  # noqa: N802 - pywsgi's name
-        return read_headers(rfile)
+    def upgrade_websocket(self):
+        # gevent-websocket answers a handshake with no version or not HTTP/1.1 with a str body, which pywsgi
+        # cannot write (a TypeError, a traceback and a 500): make it bytes
+        result = super().upgrade_websocket()
+        return [part.encode() if isinstance(part, str) else part for part in result] if result else result
 
     def upgrade_connection(self):
         policy: HandshakePolicy = self.server.handshake_policy
@@ -287,8 +289,8 @@ class ServiceWebSocketHandler(WebSocketHandler):
             self.start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"This origin may not open a WebSocket here ([server] allowed_origins)."]
         cap = policy.connections_per_address
-        if cap and self.server.connections.from_address(peer) >= cap:
-            log.info("refused a WebSocket from %s: it already has %d connections", peer, cap)
+        if cap and self.server.connections.from_address(peer) + self.server.pending.from_address(peer) >= cap:
+            log.info("refused a WebSocket from %s: it already has %d connections or handshakes", peer, cap)
             self.start_response("429 Too Many Requests", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"Too many connections from this address ([limits] connections_per_address)."]
         version = self.environ.get("HTTP_SEC_WEBSOCKET_VERSION")
@@ -333,6 +335,22 @@ class ServiceWebSocketHandler(WebSocketHandler):
         self.socket = None
         self.close_connection = True
         return sock, already_read
+
+
+class WebSocketServer(ServiceServer):
+    """The WebSocket port: handshakes checked against `handshake_policy`, open sockets kept in `connections`."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        application: object,
+        limits: RequestLimits,
+        handshake_policy: HandshakePolicy,
+        connections: ConnectionRegistry,
+    ):
+        super().__init__(address, application, limits, ServiceWebSocketHandler)
+        self.handshake_policy = handshake_policy
+        self.connections = connections
 
 
 def _ignore_start_response(status: str, headers: list, exc_info: object = None) -> None:
