@@ -101,7 +101,7 @@ class PendingConnections:
 
     def admit(self, peer: str) -> bool:
         """Count a new connection from `peer` as pending, unless that would pass either cap."""
-        if self._count >= self.cap or self._per_address[peer] >= self.per_address:
+        if self._count >= self.cap or (self.per_address and self._per_address[peer] >= self.per_address):
             return False
         self.add(peer)
         return True

@@ -32,17 +32,20 @@ class StartupError(Exception):
 
 def request_limits(settings: Settings) -> RequestLimits:
     """Each port's deadlines and budgets. Pending connections may hold at most a quarter of the descriptors
-    (each port), and one address at most half of those, so neither can starve the ports of descriptors."""
+    (each port), and one address, if capped, at most half of those, so neither can starve the ports of descriptors."""
     pending = settings.limits.pending_connections
     descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if descriptors != resource.RLIM_INFINITY:
         pending = max(1, min(pending, descriptors // 4))
+    per_address = settings.limits.pending_per_address
+    if per_address:
+        per_address = max(1, min(per_address, pending // 2))
     return RequestLimits(
         request_timeout=settings.server.request_timeout,
         keep_alive_timeout=settings.server.keep_alive_timeout,
         max_body_bytes=settings.limits.max_body_bytes,
         pending_connections=pending,
-        pending_per_address=max(1, min(settings.limits.pending_per_address, pending // 2)),
+        pending_per_address=per_address,
     )
 
 
@@ -64,7 +67,8 @@ class Service:
         self.http_server = ServiceServer((server.host, server.http_port), http_app, http_limits, ServiceHandler)
         ws_limits = http_limits
         if limits.connections_per_address:  # more pending handshakes than that could only end in 429: refuse at once
-            per_address = min(http_limits.pending_per_address, limits.connections_per_address)
+            cap = limits.connections_per_address
+            per_address = min(http_limits.pending_per_address or cap, cap)
             ws_limits = dataclasses.replace(http_limits, pending_per_address=per_address)
         handshake_policy = HandshakePolicy(
             max_message_bytes=limits.max_frame_bytes,
@@ -93,7 +97,7 @@ class Service:
             self._keep_alive = gevent.spawn(keep_alive, self.ws_server.connections, self.settings.server.ping_interval)
         log.info(
             "serving WebSocket on %s:%s and HTTP on %s:%s (database: %s%s; pending connections: %d per port, "
-            "%d per address)",
+            "%d per address, 0: no cap)",
             self.settings.server.host,
             self.ws_server.server_port,
             self.settings.server.host,

@@ -24,6 +24,12 @@ def test_pending_connections_are_capped_in_all_and_per_address() -> None:
     assert pending.admit("c"), "a released place is free again"
 
 
+def test_a_per_address_cap_of_zero_leaves_only_the_cap_in_all() -> None:
+    pending = PendingConnections(cap=3, per_address=0)
+    assert all(pending.admit("a") for _ in range(3))
+    assert not pending.admit("a") and not pending.admit("b")
+
+
 def test_a_kept_alive_connection_is_counted_again_even_over_the_cap() -> None:
     pending = PendingConnections(cap=1, per_address=1)
     assert pending.admit("a")
@@ -47,13 +53,25 @@ def test_the_throttle_reports_once_per_interval_with_the_count(monkeypatch: pyte
 
 
 @pytest.mark.parametrize(
-    ("descriptors", "pending_connections", "pending_per_address"),
-    [(20_000, 1000, 250), (1024, 256, 128), (256, 64, 32), (resource.RLIM_INFINITY, 1000, 250)],
+    ("descriptors", "per_address_setting", "pending_connections", "pending_per_address"),
+    [
+        (20_000, "0", 1000, 0),
+        (20_000, "250", 1000, 250),
+        (1024, "250", 256, 128),
+        (256, "250", 64, 32),
+        (256, "0", 64, 0),
+        (resource.RLIM_INFINITY, "250", 1000, 250),
+    ],
 )
 def test_pending_connections_take_at_most_a_quarter_of_the_descriptors(
-    monkeypatch: pytest.MonkeyPatch, descriptors: int, pending_connections: int, pending_per_address: int
+    monkeypatch: pytest.MonkeyPatch,
+    descriptors: int,
+    per_address_setting: str,
+    pending_connections: int,
+    pending_per_address: int,
 ) -> None:
     monkeypatch.setattr("web.service.resource.getrlimit", lambda _: (descriptors, resource.RLIM_INFINITY))
-    limits = request_limits(load_settings(environ={"REALTIME_AUTH_SECRET": SECRET}))
+    environ = {"REALTIME_AUTH_SECRET": SECRET, "REALTIME_LIMITS_PENDING_PER_ADDRESS": per_address_setting}
+    limits = request_limits(load_settings(environ=environ))
     assert (limits.pending_connections, limits.pending_per_address) == (pending_connections, pending_per_address)
     assert (limits.request_timeout, limits.keep_alive_timeout, limits.max_body_bytes) == (10, 5, 65536)
