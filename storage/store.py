@@ -21,6 +21,12 @@ BACKLOG_PAGE = 500
 KNOWN_USER_SECONDS = 60.0
 KNOWN_USERS_MAX = 100_000
 MAX_ROWS_PER_INSERT = 1000  # keeps one statement well under max_allowed_packet
+UNREAD_STATUSES = ("sent", "delivered")  # short of read: a range each on idx_messages_recipient_status
+UNREAD = "(" + ", ".join(f"'{status}'" for status in UNREAD_STATUSES) + ")"
+UNREAD_INDEX_HINT = {
+    "sqlite": "INDEXED BY idx_messages_recipient_status",
+    "mysql": "FORCE INDEX (idx_messages_recipient_status)",
+}
 # one direction of a conversation page, as a member of a UNION ALL: SQLite takes an ORDER BY ... LIMIT member
 # only as a subquery, which MariaDB would materialise (twice as slow there as a parenthesised member)
 CONVERSATION_DIRECTION = {
@@ -339,11 +345,7 @@ class Storage:
             sender_id, recipient_id = int(rows[0][0]), int(rows[0][1])
             if recipient_id != reader_id:
                 raise Forbidden(f"only the recipient may mark message {message_id} read")
-            session.execute(
-                "UPDATE realtime_messages SET status = 'read', read_at = %s, delivered_at = COALESCE(delivered_at, %s)"
-                " WHERE sender_id = %s AND recipient_id = %s AND id <= %s AND status <> 'read'",
-                (read_at, read_at, sender_id, reader_id, message_id),
-            )
+            session.execute(mark_read_statement(self.dialect), (read_at, read_at, reader_id, message_id, sender_id))
             return ReadMark(message_id, sender_id, reader_id, read_at)
 
         return self.engine.transaction(work, write=True)
@@ -368,13 +370,7 @@ class Storage:
 
         def work(session: Session) -> list[ConnectSummary | None]:
             wanted = sorted(set(user_ids))
-            rows = session.query(
-                "SELECT id,"
-                " (SELECT COUNT(*) FROM realtime_messages WHERE recipient_id = users.id AND status <> 'read'),"
-                " (SELECT COUNT(*) FROM realtime_notifications WHERE user_id = users.id AND is_read = 0)"
-                f" FROM users WHERE id IN ({placeholders(len(wanted))})",
-                wanted,
-            )
+            rows = session.query(unread_counts_query(len(wanted)), wanted)
             summaries = {
                 int(user_id): ConnectSummary(
                     int(messages),
@@ -478,6 +474,39 @@ def _notification(row: tuple) -> Notification:
         int(created_at),
         text,
         bool(read),
+    )
+
+
+def mark_read_statement(dialect: str) -> str:
+    """The UPDATE that marks read what `reader_id` has not yet read from `sender_id` up to `message_id`.
+
+    Parameters: read_at, read_at, reader_id, message_id, sender_id. It walks the reader's unread messages
+    (idx_messages_recipient_status, one range per unread status), so its work is what is still unread, not the
+    whole conversation before the message: by (sender_id, recipient_id, id) a read receipt in a conversation of
+    8,700 read messages took 40 ms on SQLite, holding the write lock all along.
+    """
+    return (
+        f"UPDATE realtime_messages {UNREAD_INDEX_HINT[dialect]}"
+        " SET status = 'read', read_at = %s, delivered_at = COALESCE(delivered_at, %s)"
+        f" WHERE recipient_id = %s AND status IN {UNREAD} AND id <= %s AND sender_id = %s"
+    )
+
+
+def unread_counts_query(users: int) -> str:
+    """(user id, unread messages, unread notifications) of `users` user ids.
+
+    Each count reads only unread entries of a covering index, not every message the user ever received (as
+    `status <> 'read'` did). One subquery per unread status, because MariaDB looks a correlated `IN` up by
+    recipient_id alone.
+    """
+    unread_messages = " + ".join(
+        f"(SELECT COUNT(*) FROM realtime_messages WHERE recipient_id = users.id AND status = '{status}')"
+        for status in UNREAD_STATUSES
+    )
+    return (
+        f"SELECT id, {unread_messages},"
+        " (SELECT COUNT(*) FROM realtime_notifications WHERE user_id = users.id AND is_read = 0)"
+        f" FROM users WHERE id IN ({placeholders(users)})"
     )
 
 

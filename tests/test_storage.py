@@ -277,3 +277,55 @@ def test_paging_back_through_a_long_conversation_returns_each_message_once_in_or
     received = [message for page in pages for message in page]
     assert [(m.id, m.sender_id, m.recipient_id, m.content, m.status) for m in received] == expected
     assert all(len(page) == 100 for page in pages[1:])  # only the oldest page is short
+
+
+def test_a_read_receipt_walks_the_readers_unread_messages_not_the_conversation(storage: Storage) -> None:
+    _long_conversation(storage)
+    plan = _plan(storage, store.mark_read_statement(storage.dialect), (1, 1, 2, LONG_CONVERSATION // 2, 1))
+    if storage.dialect == "sqlite":
+        assert plan == [
+            (
+                plan[0][0],
+                0,
+                0,
+                "SEARCH realtime_messages USING INDEX idx_messages_recipient_status"
+                " (recipient_id=? AND status=? AND id<?)",
+            )
+        ], plan
+    else:
+        [(_, _, table, kind, _, key, key_len, *_)] = plan
+        assert (table, kind, key, key_len) == ("realtime_messages", "range", "idx_messages_recipient_status", "54")
+
+
+def test_unread_counts_read_only_unread_entries_of_a_covering_index(storage: Storage) -> None:
+    _long_conversation(storage)
+    plan = _plan(storage, store.unread_counts_query(2), (1, 2))
+    if storage.dialect == "sqlite":
+        counts = [detail for _, _, _, detail in plan if "realtime_messages" in detail]
+        assert counts == [
+            "SEARCH realtime_messages USING COVERING INDEX idx_messages_recipient_status (recipient_id=? AND status=?)"
+        ] * len(store.UNREAD_STATUSES), plan
+    else:
+        counts = [row for row in plan if row[2] == "realtime_messages"]
+        assert len(counts) == len(store.UNREAD_STATUSES), plan
+        for row in counts:  # ref on (recipient_id, status): 8 + 38 bytes of key
+            assert (row[3], row[5], row[6]) == ("ref", "idx_messages_recipient_status", "46"), plan
+            assert "Using index" in row[9], plan
+
+
+def test_a_read_receipt_marks_exactly_the_senders_earlier_unread_messages(storage: Storage) -> None:
+    storage.add_users([(1, "a"), (2, "b"), (3, "c")])
+    sent = storage.store_messages(
+        [_draft(sender, recipient, "m") for sender, recipient in [(1, 2)] * 3 + [(3, 2), (2, 1), (1, 2)]]
+    )
+    first, second, third, from_other, reply, later = [result.message for result in sent]
+    storage.mark_delivered([second], 1000)
+
+    mark = storage.mark_read(2, third.id, 2000)
+
+    assert (mark.sender_id, mark.reader_id, mark.read_at) == (1, 2, 2000)
+    statuses = {m.id: m.status for m in storage.history(1, 2, None, 50) + storage.history(3, 2, None, 50)}
+    assert [statuses[m.id] for m in (first, second, third, later)] == ["read", "read", "read", "sent"]
+    assert (statuses[from_other.id], statuses[reply.id]) == ("sent", "sent")
+    [summary] = storage.connect_summaries([2])
+    assert summary.unread_messages == 2  # `later` and the other sender's
