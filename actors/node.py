@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from typing import Any, Sequence
 
 import pykka
@@ -12,7 +11,7 @@ import pykka
 import metrics
 from actors.messages import CatchUp, CloseAll, FromCluster, PushFrame, ToUser
 from actors.notifications import NotificationActor
-from actors.rate_limit import SendLimiter, SendRates
+from actors.rate_limit import SendLimiters, SendRates
 from actors.router import Broadcast, ConnectedCount, RouterActor
 from actors.user import UserActor
 from cluster import open_cluster
@@ -65,7 +64,7 @@ class Node:
         self.limits = limits_of(settings)
         self.auth_secret = settings.auth.secret
         self.like_group_seconds = settings.notify.like_group_seconds
-        self.new_rate_limiter = partial(SendLimiter, send_rates_of(settings))
+        self.send_limiters = SendLimiters(send_rates_of(settings))  # the router's: it starts the user actors
         batch, lanes = settings.limits.write_batch, storage.engine.write_lanes
         self.message_writer = Batcher("messages", storage.store_messages, batch, lanes)
         self.delivery_writer = Batcher("deliveries", self._store_deliveries, batch, lanes)

@@ -44,9 +44,7 @@ class RateLimiter:
 
     def admit(self, cost: float = 1.0) -> Admission:
         """Take `cost` tokens, if there are that many."""
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._per_second)
-        self._updated = now
+        self._refill()
         if self._tokens >= self._burst:
             self._strikes = 0
         if self._tokens >= cost:
@@ -56,6 +54,16 @@ class RateLimiter:
         if self._strikes_allowed is not None and self._strikes > self._strikes_allowed:
             return Admission.EXCEEDED
         return Admission.LIMITED
+
+    def is_full(self) -> bool:
+        """The bucket is full again: from here on it behaves exactly like a new one."""
+        self._refill()
+        return self._tokens >= self._burst
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._per_second)
+        self._updated = now
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +105,43 @@ class SendLimiter:
         if admission is not Admission.ADMITTED:
             return admission
         return self._content_bytes.admit(len(content.encode("utf-8")))
+
+    def is_rested(self) -> bool:
+        """Every bucket is full again: a new limiter would do the same."""
+        return self._frames.is_full() and self._messages.is_full() and self._content_bytes.is_full()
+
+
+class SendLimiters:
+    """The send limiters of this node's users, kept while a user reconnects.
+
+    A user actor stops with its user's last socket; if its limiter went with
+    it, a script could close and reconnect to get a fresh burst each time. So
+    a user's limiter outlives its actor until its buckets are full again. Only
+    the router, which starts user actors, calls `of`. At `max_users` limiters,
+    the rested ones are forgotten; if all are still spending, the oldest half.
+    """
+
+    __slots__ = ("_rates", "_clock", "_max_users", "_limiters")
+
+    def __init__(self, rates: SendRates, max_users: int = 100_000, clock: Callable[[], float] = time.monotonic):
+        self._rates = rates
+        self._clock = clock
+        self._max_users = max_users
+        self._limiters: dict[int, SendLimiter] = {}
+
+    def of(self, user_id: int) -> SendLimiter:
+        limiter = self._limiters.get(user_id)
+        if limiter is None:
+            if len(self._limiters) >= self._max_users:
+                self._make_room()
+            limiter = self._limiters[user_id] = SendLimiter(self._rates, self._clock)
+        return limiter
+
+    def __len__(self) -> int:
+        return len(self._limiters)
+
+    def _make_room(self) -> None:
+        self._limiters = {user_id: limiter for user_id, limiter in self._limiters.items() if not limiter.is_rested()}
+        if len(self._limiters) >= self._max_users:
+            kept = list(self._limiters.items())[len(self._limiters) // 2 :]
+            self._limiters = dict(kept)

@@ -85,7 +85,7 @@ class UserActor(GeventActor):
         self._sockets: dict[int, Transport] = {}
         self._pushed: OrderedDict[int, None] = OrderedDict()  # ids of messages recently pushed here
         self._like_windows: dict[int, list[tuple[Notification, str]]] = {}  # post id -> likes held back
-        self._rate = node.new_rate_limiter()  # shared by the user's sockets on this node
+        self._rate = node.send_limiters.of(user_id)  # shared by the user's sockets on this node, and reconnects
         self._handlers: dict[type, Callable[[Transport, Any], None]] = {
             frames.SendMessage: self._send_message,
             frames.MarkRead: self._mark_read,

@@ -156,3 +156,26 @@ def test_content_over_the_byte_budget_is_refused_stores_nothing_and_the_socket_s
         sender.message(recipient_id, "short", "small-1")
         sender.expect("message_sent", clientMsgId="small-1")
         assert sender.close_code is None
+
+
+def test_closing_every_socket_and_reconnecting_does_not_refill_the_buckets(server: ServerProcess) -> None:
+    sender_id, recipient_id = server.add_users(2)
+    burst = DEFAULT["message_burst"]
+    sockets_before = server.health()[1]["sockets"]
+    with server.connect(sender_id) as sender:
+        for n in range(burst):
+            sender.message(recipient_id, "burst", f"burst-{n}")
+        sender.expect("message_sent", clientMsgId=f"burst-{burst - 1}")
+        spent_at = time.monotonic()
+    # the user's last socket closed, so its actor stopped; the limiter did not go with it
+    server.wait_health(lambda _, body: body["sockets"] == sockets_before, "the sender's socket gone")
+    again = 20  # refused unless 2 s went by: each takes a tenth of a second to come back
+    with server.connect(sender_id) as sender:
+        for n in range(again):
+            sender.message(recipient_id, "again", f"again-{n}")
+        sender.send({"type": "ping"})
+        sender.expect("pong")
+        refused = [frame for frame in sender.received if frame["type"] == "error"]
+        waited = time.monotonic() - spent_at
+        assert len(refused) >= again - DEFAULT["messages_per_second"] * waited - 1, (len(refused), waited)
+        assert refused and {frame["code"] for frame in refused} == {"rate_limited"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.rate_limit import Admission, RateLimiter, SendLimiter, SendRates
+from actors.rate_limit import Admission, RateLimiter, SendLimiter, SendLimiters, SendRates
 
 
 class Clock:
@@ -107,7 +107,7 @@ def test_a_bucket_without_strikes_refuses_but_never_says_go():
     assert {rate.admit() for _ in range(10_000)} == {Admission.LIMITED}
 
 
-def send_limiter(**overrides: float) -> tuple[SendLimiter, Clock]:
+def send_rates(**overrides: float) -> SendRates:
     rates = dict(
         frames_per_second=50,
         frame_burst=500,
@@ -117,8 +117,12 @@ def send_limiter(**overrides: float) -> tuple[SendLimiter, Clock]:
         content_bytes_burst=131072,
         strikes=100,
     )
+    return SendRates(**{**rates, **overrides})
+
+
+def send_limiter(**overrides: float) -> tuple[SendLimiter, Clock]:
     clock = Clock()
-    return SendLimiter(SendRates(**{**rates, **overrides}), clock), clock
+    return SendLimiter(send_rates(**overrides), clock), clock
 
 
 def test_a_script_sending_messages_as_fast_as_it_can_is_limited_then_told_to_go():
@@ -183,3 +187,37 @@ def test_property_stored_messages_and_bytes_never_exceed_burst_plus_rate_times_e
     elapsed = clock.now - start
     assert messages <= 100 + 10 * elapsed + 1e-6
     assert stored_bytes <= 131072 + 8192 * elapsed + 1e-6
+
+
+def test_a_user_who_reconnects_gets_back_the_limiter_it_spent():
+    clock = Clock()
+    limiters = SendLimiters(send_rates(), clock=clock)
+    spent = limiters.of(7)
+    for _ in range(100):
+        spent.admit_message("x")
+    assert limiters.of(7) is spent and limiters.of(7).admit_message("x") is Admission.LIMITED
+    assert limiters.of(8) is not spent
+
+
+def test_at_the_cap_rested_limiters_are_forgotten_and_spending_ones_kept():
+    clock = Clock()
+    limiters = SendLimiters(send_rates(), max_users=3, clock=clock)
+    limiters.of(1).admit_message("a" * 4000)  # the content bucket refills in 0.5 s
+    limiters.of(2).admit_message("x")  # the message bucket refills in 0.1 s
+    limiters.of(3)
+    clock.now += 0.2
+    spending = limiters.of(1)
+    limiters.of(4)  # at the cap: 2 and 3 are full again and go; 1 stays
+    assert len(limiters) == 2 and limiters.of(1) is spending
+
+
+def test_at_the_cap_with_everyone_spending_the_oldest_half_goes():
+    clock = Clock()
+    limiters = SendLimiters(send_rates(), max_users=4, clock=clock)
+    kept = {}
+    for user_id in range(1, 5):
+        kept[user_id] = limiters.of(user_id)
+        kept[user_id].admit_message("x")
+    limiters.of(5)
+    assert len(limiters) == 3
+    assert limiters.of(3) is kept[3] and limiters.of(4) is kept[4]
