@@ -11,7 +11,7 @@ import gevent
 import pytest
 
 from settings import load_settings
-from storage import MessageDraft, Storage, open_storage, store
+from storage import MessageDraft, NotificationDraft, Storage, open_storage, store
 from storage.schema import LATEST_VERSION
 
 
@@ -279,22 +279,45 @@ def test_paging_back_through_a_long_conversation_returns_each_message_once_in_or
     assert all(len(page) == 100 for page in pages[1:])  # only the oldest page is short
 
 
-def test_a_read_receipt_walks_the_readers_unread_messages_not_the_conversation(storage: Storage) -> None:
+# statement, parameters, SQLite's plan, MariaDB's (type, key, key_len): each a range of its index, to the id too
+SINGLE_RANGE_STATEMENTS = {
+    "read receipt": (
+        store.mark_read_statement,
+        (1, 1, 2, LONG_CONVERSATION // 2, 1),
+        "SEARCH realtime_messages USING INDEX idx_messages_recipient_status (recipient_id=? AND status=? AND id<?)",
+        ("range", "idx_messages_recipient_status", "54"),
+    ),
+    "undelivered page": (
+        store.undelivered_query,
+        (2, LONG_CONVERSATION // 2, 500),
+        "SEARCH realtime_messages USING INDEX idx_messages_recipient_status (recipient_id=? AND status=? AND id>?)",
+        ("range", "idx_messages_recipient_status", "54"),
+    ),
+    "notifications page": (
+        store.notifications_page_query,
+        (1, LONG_CONVERSATION // 2, 20),
+        "SEARCH realtime_notifications USING INDEX idx_notifications_user (user_id=? AND id<?)",
+        ("range", "idx_notifications_user", "16"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SINGLE_RANGE_STATEMENTS)
+def test_receipts_backlogs_and_notification_pages_read_one_index_range(storage: Storage, name: str) -> None:
+    """Their work is the page (or what is unread), not everything before it: a read receipt by (sender_id,
+    recipient_id, id) took 40 ms in a conversation of 8,700 read messages; MariaDB by `ref` read row by row
+    every notification newer than the page."""
     _long_conversation(storage)
-    plan = _plan(storage, store.mark_read_statement(storage.dialect), (1, 1, 2, LONG_CONVERSATION // 2, 1))
+    storage.store_notifications(
+        [NotificationDraft(n % 2 + 1, "like", 3, 1, None, "liked", n) for n in range(LONG_CONVERSATION)]
+    )
+    statement, params, sqlite_plan, mysql_plan = SINGLE_RANGE_STATEMENTS[name]
+    plan = _plan(storage, statement(storage.dialect), params)
     if storage.dialect == "sqlite":
-        assert plan == [
-            (
-                plan[0][0],
-                0,
-                0,
-                "SEARCH realtime_messages USING INDEX idx_messages_recipient_status"
-                " (recipient_id=? AND status=? AND id<?)",
-            )
-        ], plan
+        assert [detail for _, _, _, detail in plan] == [sqlite_plan], plan
     else:
-        [(_, _, table, kind, _, key, key_len, *_)] = plan
-        assert (table, kind, key, key_len) == ("realtime_messages", "range", "idx_messages_recipient_status", "54")
+        [(_, _, _, kind, _, key, key_len, *_)] = plan
+        assert (kind, key, key_len) == mysql_plan, plan
 
 
 def test_unread_counts_read_only_unread_entries_of_a_covering_index(storage: Storage) -> None:
