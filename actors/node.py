@@ -64,7 +64,7 @@ class Node:
         self.limits = limits_of(settings)
         self.auth_secret = settings.auth.secret
         self.like_group_seconds = settings.notify.like_group_seconds
-        self.send_limiters = SendLimiters(send_rates_of(settings))  # the router's: it starts the user actors
+        self.send_limiters = SendLimiters(send_rates_of(settings))  # the user actors', as they start and stop
         batch, lanes = settings.limits.write_batch, storage.engine.write_lanes
         self.message_writer = Batcher("messages", storage.store_messages, batch, lanes)
         self.delivery_writer = Batcher("deliveries", self._store_deliveries, batch, lanes)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import enum
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Callable
+
+SWEEP_AT_LEAST = 1024  # limiters of stopped actors kept before the first look for rested ones
 
 
 class Admission(enum.Enum):
@@ -89,7 +92,7 @@ class SendLimiter:
     person retries later), so that bucket has no strikes.
     """
 
-    __slots__ = ("_frames", "_messages", "_content_bytes")
+    __slots__ = ("_frames", "_messages", "_content_bytes", "__weakref__")
 
     def __init__(self, rates: SendRates, clock: Callable[[], float] = time.monotonic):
         self._frames = RateLimiter(rates.frames_per_second, rates.frame_burst, rates.strikes, clock)
@@ -115,33 +118,45 @@ class SendLimiters:
     """The send limiters of this node's users, kept while a user reconnects.
 
     A user actor stops with its user's last socket; if its limiter went with
-    it, a script could close and reconnect to get a fresh burst each time. So
-    a user's limiter outlives its actor until its buckets are full again. Only
-    the router, which starts user actors, calls `of`. At `max_users` limiters,
-    the rested ones are forgotten; if all are still spending, the oldest half.
+    it, a script could close and reconnect for a fresh burst each time. So a
+    stopped actor hands its limiter back, and it is kept until its buckets
+    are full again. Running actors hold theirs (weakly referenced here, so a
+    user's actors share one). Only user actors call this, as they start and
+    stop, and never across a yield.
     """
 
-    __slots__ = ("_rates", "_clock", "_max_users", "_limiters")
+    __slots__ = ("_rates", "_clock", "_max_users", "_running", "_spent", "_next_sweep")
 
     def __init__(self, rates: SendRates, max_users: int = 100_000, clock: Callable[[], float] = time.monotonic):
         self._rates = rates
         self._clock = clock
         self._max_users = max_users
-        self._limiters: dict[int, SendLimiter] = {}
+        self._running: weakref.WeakValueDictionary[int, SendLimiter] = weakref.WeakValueDictionary()
+        self._spent: dict[int, SendLimiter] = {}  # of stopped actors, not yet rested
+        self._next_sweep = SWEEP_AT_LEAST
 
     def of(self, user_id: int) -> SendLimiter:
-        limiter = self._limiters.get(user_id)
-        if limiter is None:
-            if len(self._limiters) >= self._max_users:
-                self._make_room()
-            limiter = self._limiters[user_id] = SendLimiter(self._rates, self._clock)
+        """The user's limiter: its running actor's, or the one its last actor left spent, or a new one."""
+        spent = self._spent.pop(user_id, None)
+        limiter = self._running.get(user_id) or spent or SendLimiter(self._rates, self._clock)
+        self._running[user_id] = limiter
         return limiter
 
-    def __len__(self) -> int:
-        return len(self._limiters)
+    def release(self, user_id: int, limiter: SendLimiter) -> None:
+        """The user's actor stopped: keep its limiter while it is spent."""
+        if not limiter.is_rested():
+            self._spent[user_id] = limiter
+            if len(self._spent) >= self._next_sweep:
+                self._sweep()
 
-    def _make_room(self) -> None:
-        self._limiters = {user_id: limiter for user_id, limiter in self._limiters.items() if not limiter.is_rested()}
-        if len(self._limiters) >= self._max_users:
-            kept = list(self._limiters.items())[len(self._limiters) // 2 :]
-            self._limiters = dict(kept)
+    def __len__(self) -> int:
+        """Limiters kept for stopped actors."""
+        return len(self._spent)
+
+    def _sweep(self) -> None:
+        """Forget the rested; at `max_users` still spending, the oldest half. Amortised: the next sweep waits
+        until the survivors have doubled."""
+        self._spent = {user_id: limiter for user_id, limiter in self._spent.items() if not limiter.is_rested()}
+        if len(self._spent) >= self._max_users:
+            self._spent = dict(list(self._spent.items())[len(self._spent) // 2 :])
+        self._next_sweep = max(SWEEP_AT_LEAST, 2 * len(self._spent))

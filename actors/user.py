@@ -96,6 +96,9 @@ class UserActor(GeventActor):
             frames.Connect: self._reauthenticate,
         }
 
+    def on_stop(self) -> None:
+        self._node.send_limiters.release(self.user_id, self._rate)
+
     def on_receive(self, message: Any) -> None:
         match message:
             case ClientFrame(transport=transport, text=text):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.rate_limit import Admission, RateLimiter, SendLimiter, SendLimiters, SendRates
+from actors.rate_limit import SWEEP_AT_LEAST, Admission, RateLimiter, SendLimiter, SendLimiters, SendRates
 
 
 class Clock:
@@ -195,29 +195,40 @@ def test_a_user_who_reconnects_gets_back_the_limiter_it_spent():
     spent = limiters.of(7)
     for _ in range(100):
         spent.admit_message("x")
-    assert limiters.of(7) is spent and limiters.of(7).admit_message("x") is Admission.LIMITED
-    assert limiters.of(8) is not spent
+    limiters.release(7, spent)  # the user's last socket closed: its actor stopped
+    del spent
+    again = limiters.of(7)
+    assert again.admit_message("x") is Admission.LIMITED
+    assert limiters.of(8).admit_message("x") is Admission.ADMITTED
 
 
-def test_at_the_cap_rested_limiters_are_forgotten_and_spending_ones_kept():
+def test_a_users_running_actors_share_one_limiter():
+    limiters = SendLimiters(send_rates(), clock=Clock())
+    first = limiters.of(7)
+    assert limiters.of(7) is first  # a second actor started while the first stops
+
+
+def test_a_rested_limiter_is_not_kept_and_spent_ones_are_swept_once_rested():
     clock = Clock()
-    limiters = SendLimiters(send_rates(), max_users=3, clock=clock)
-    limiters.of(1).admit_message("a" * 4000)  # the content bucket refills in 0.5 s
-    limiters.of(2).admit_message("x")  # the message bucket refills in 0.1 s
-    limiters.of(3)
-    clock.now += 0.2
-    spending = limiters.of(1)
-    limiters.of(4)  # at the cap: 2 and 3 are full again and go; 1 stays
-    assert len(limiters) == 2 and limiters.of(1) is spending
+    limiters = SendLimiters(send_rates(), clock=clock)
+    limiters.release(1, limiters.of(1))  # never used: rested
+    assert len(limiters) == 0
+    for user_id in range(2, 2 + SWEEP_AT_LEAST):
+        limiter = limiters.of(user_id)
+        limiter.admit_message("x")  # the message bucket refills in 0.1 s
+        if user_id == 2:
+            clock.now += 0.2
+        limiters.release(user_id, limiter)
+    assert len(limiters) == SWEEP_AT_LEAST - 1  # the sweep at the 1,024th dropped user 2, rested by then
 
 
-def test_at_the_cap_with_everyone_spending_the_oldest_half_goes():
+def test_past_the_cap_with_everyone_spending_the_oldest_half_goes():
     clock = Clock()
-    limiters = SendLimiters(send_rates(), max_users=4, clock=clock)
-    kept = {}
-    for user_id in range(1, 5):
-        kept[user_id] = limiters.of(user_id)
-        kept[user_id].admit_message("x")
-    limiters.of(5)
-    assert len(limiters) == 3
-    assert limiters.of(3) is kept[3] and limiters.of(4) is kept[4]
+    limiters = SendLimiters(send_rates(), max_users=SWEEP_AT_LEAST, clock=clock)
+    for user_id in range(SWEEP_AT_LEAST):
+        limiter = limiters.of(user_id)
+        limiter.admit_message("x")
+        limiters.release(user_id, limiter)
+    assert len(limiters) == SWEEP_AT_LEAST // 2
+    assert limiters.of(SWEEP_AT_LEAST - 1).admit_message("x") is Admission.ADMITTED  # 99 of 100 left
+    assert limiters.of(0).admit_message("x") is Admission.ADMITTED and len(limiters) < SWEEP_AT_LEAST // 2
