@@ -20,6 +20,7 @@ ENV_PREFIX = "REALTIME_"
 DEMO_SECRET_FILE = "demo-secret"
 MIN_SECRET_BYTES = 32  # HS256 keys and the notify secret: RFC 7518 asks for at least the hash's 256 bits
 SECRETS = ("auth", "notify")  # the sections whose `secret` must be that long outside demo mode
+MAX_UTF8_BYTES_PER_CHAR = 4
 
 
 class ConfigError(Exception):
@@ -157,8 +158,12 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "send_queue_frames": (_positive_integer, "1000"),
         "write_batch": (_positive_integer, "500"),
         "max_body_bytes": (_positive_integer, "65536"),
-        "frames_per_second": (_positive_number, "500"),
-        "frame_burst": (_positive_integer, "5000"),
+        "frames_per_second": (_positive_number, "50"),
+        "frame_burst": (_positive_integer, "500"),
+        "messages_per_second": (_positive_number, "10"),
+        "message_burst": (_positive_integer, "100"),
+        "content_bytes_per_second": (_positive_number, "8192"),
+        "content_bytes_burst": (_positive_integer, "131072"),
         "rate_limit_strikes": (_positive_integer, "100"),
         "sockets_per_user": (_positive_integer, "20"),
         "connections_per_address": (_non_negative_integer, "0"),
@@ -235,6 +240,10 @@ class LimitSettings:
     max_body_bytes: int
     frames_per_second: float
     frame_burst: int
+    messages_per_second: float
+    message_burst: int
+    content_bytes_per_second: float
+    content_bytes_burst: int
     rate_limit_strikes: int
     sockets_per_user: int
     connections_per_address: int
@@ -329,6 +338,12 @@ def load_settings(
                 raise ConfigError(f"[{section}] {key} = {raw!r} {problem} (from {source})") from None
         sections[section] = values
 
+    limits = sections["limits"]
+    if limits["content_bytes_burst"] < MAX_UTF8_BYTES_PER_CHAR * limits["max_content_chars"]:
+        raise ConfigError(
+            f"[limits] content_bytes_burst = {limits['content_bytes_burst']} must hold the largest message: at least"
+            f" {MAX_UTF8_BYTES_PER_CHAR} bytes per character of max_content_chars ({limits['max_content_chars']})"
+        )
     if demo is not None:
         sections["server"]["demo"] = demo
     if not sections["auth"]["secret"]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from typing import Any, Sequence
 
 import pykka
@@ -12,7 +11,7 @@ import pykka
 import metrics
 from actors.messages import CatchUp, CloseAll, FromCluster, PushFrame, ToUser
 from actors.notifications import NotificationActor
-from actors.rate_limit import RateLimiter
+from actors.rate_limit import SendLimiters, SendRates
 from actors.router import Broadcast, ConnectedCount, RouterActor
 from actors.user import UserActor
 from cluster import open_cluster
@@ -38,6 +37,20 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
+def send_rates_of(settings: Settings) -> SendRates:
+    """How fast one user may send, from `[limits]`."""
+    limits = settings.limits
+    return SendRates(
+        frames_per_second=limits.frames_per_second,
+        frame_burst=limits.frame_burst,
+        messages_per_second=limits.messages_per_second,
+        message_burst=limits.message_burst,
+        content_bytes_per_second=limits.content_bytes_per_second,
+        content_bytes_burst=limits.content_bytes_burst,
+        strikes=limits.rate_limit_strikes,
+    )
+
+
 class Node:
     """Starts the router, the notifier, the group-commit writers and the cluster backend; every actor gets this.
 
@@ -51,10 +64,7 @@ class Node:
         self.limits = limits_of(settings)
         self.auth_secret = settings.auth.secret
         self.like_group_seconds = settings.notify.like_group_seconds
-        rates = settings.limits
-        self.new_rate_limiter = partial(
-            RateLimiter, rates.frames_per_second, rates.frame_burst, rates.rate_limit_strikes
-        )
+        self.send_limiters = SendLimiters(send_rates_of(settings))  # the user actors', as they start and stop
         batch, lanes = settings.limits.write_batch, storage.engine.write_lanes
         self.message_writer = Batcher("messages", storage.store_messages, batch, lanes)
         self.delivery_writer = Batcher("deliveries", self._store_deliveries, batch, lanes)

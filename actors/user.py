@@ -49,6 +49,8 @@ RECENT_MESSAGES = 4096
 BACKLOG_DRAIN_TIMEOUT = 30.0
 PENDING_DELIVERIES_TIMEOUT = 2.0  # how long a history request waits for delivery marks still being stored
 SUBSCRIBE_TIMEOUT = 2.0  # how long a connecting user waits for this node's subscription to the user's pushes
+TOO_MANY_FRAMES = "too many frames, slow down"
+TOO_MANY_MESSAGES = "too many messages or too much content, slow down"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,7 @@ class UserActor(GeventActor):
         self._sockets: dict[int, Transport] = {}
         self._pushed: OrderedDict[int, None] = OrderedDict()  # ids of messages recently pushed here
         self._like_windows: dict[int, list[tuple[Notification, str]]] = {}  # post id -> likes held back
-        self._rate = node.new_rate_limiter()  # shared by the user's sockets on this node
+        self._rate = node.send_limiters.of(user_id)  # shared by the user's sockets on this node, and reconnects
         self._handlers: dict[type, Callable[[Transport, Any], None]] = {
             frames.SendMessage: self._send_message,
             frames.MarkRead: self._mark_read,
@@ -93,6 +95,9 @@ class UserActor(GeventActor):
             frames.Ping: self._ping,
             frames.Connect: self._reauthenticate,
         }
+
+    def on_stop(self) -> None:
+        self._node.send_limiters.release(self.user_id, self._rate)
 
     def on_receive(self, message: Any) -> None:
         match message:
@@ -172,7 +177,7 @@ class UserActor(GeventActor):
     def _on_frame(self, transport: Transport, text: str) -> None:
         if transport.id not in self._sockets:
             return  # closed, or its connect was refused
-        admission = self._rate.admit()
+        admission = self._rate.admit_frame()
         try:
             command = frames.parse_frame(text, self._node.limits)
         except FrameError as error:
@@ -180,7 +185,7 @@ class UserActor(GeventActor):
             if admission is Admission.ADMITTED:
                 transport.write(frames.error_frame(error.code, error.message, error.ref))
             else:
-                self._refuse_over_rate(transport, error.ref or {}, admission)
+                self._refuse_over_rate(transport, error.ref or {}, admission, TOO_MANY_FRAMES)
             return
         except Exception:  # a parser bug must cost one frame, not the user's actor
             log.exception("user %s: could not parse a frame", self.user_id)
@@ -189,13 +194,20 @@ class UserActor(GeventActor):
         metrics.frames_received.count(frames.command_type(command))
         ref = frames.command_ref(command)
         if admission is not Admission.ADMITTED:
-            self._refuse_over_rate(transport, ref, admission)
+            self._refuse_over_rate(transport, ref, admission, TOO_MANY_FRAMES)
             return
+        if isinstance(command, frames.SendMessage):
+            admission = self._rate.admit_message(command.content)
+            if admission is not Admission.ADMITTED:
+                self._refuse_over_rate(transport, ref, admission, TOO_MANY_MESSAGES)
+                return
         self._guarded(transport, ref, self._handlers[type(command)], transport, command)
 
-    def _refuse_over_rate(self, transport: Transport, ref: dict[str, Any], admission: Admission) -> None:
-        transport.write(frames.error_frame(ErrorCode.RATE_LIMITED, "too many frames, slow down", ref))
+    def _refuse_over_rate(self, transport: Transport, ref: dict[str, Any], admission: Admission, why: str) -> None:
+        """Refuse one frame; on EXCEEDED close the socket, and drop what it still sends: one log line per socket."""
+        transport.write(frames.error_frame(ErrorCode.RATE_LIMITED, why, ref))
         if admission is Admission.EXCEEDED:
+            del self._sockets[transport.id]
             log.info("socket %s: user %s kept sending over the rate limit; closing", transport.id, self.user_id)
             transport.close(CloseCode.RATE_LIMITED, "rate limit exceeded repeatedly")
 

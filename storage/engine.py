@@ -60,7 +60,7 @@ class Session:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run a statement that returns rows: a SELECT, or a write with RETURNING."""
-        if not sql.startswith("SELECT"):
+        if not sql.lstrip("(").startswith("SELECT"):  # a UNION of parenthesised SELECTs reads too
             self.wrote = True
         self._cursor.execute(self._translate(sql), params)
         return list(self._cursor.fetchall())

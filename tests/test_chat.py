@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from tests.server import ServerProcess, new_user_ids
+from tests.conftest import ServerFactory
+from tests.server import SCRIPTED_CLIENT_LIMITS, ServerProcess, new_user_ids
 
 ISO_UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -186,7 +187,8 @@ def test_history_pages_backwards_oldest_first(server: ServerProcess) -> None:
         assert [m["messageId"] for m in alice.expect("history")["messages"]] == ids
 
 
-def test_history_limit_is_capped_at_100(server: ServerProcess) -> None:
+def test_history_limit_is_capped_at_100(make_server: ServerFactory) -> None:
+    server = make_server(SCRIPTED_CLIENT_LIMITS).start()  # 105 messages at once: more than a person sends
     alice_id, bob_id = server.add_users(2)
     with server.connect(alice_id) as alice:
         for n in range(105):
@@ -244,7 +246,8 @@ def test_health_reports_the_database_and_connections(server: ServerProcess) -> N
         assert health["sockets"] >= 1
 
 
-def test_a_long_backlog_arrives_complete_and_in_order(server: ServerProcess) -> None:
+def test_a_long_backlog_arrives_complete_and_in_order(make_server: ServerFactory) -> None:
+    server = make_server(SCRIPTED_CLIENT_LIMITS).start()  # a bulk sender: no person sends 1,200 messages at once
     alice_id, bob_id = server.add_users(2)
     count = 1200  # more than one backlog page and more than a socket's send queue
     with server.connect(alice_id) as alice:

@@ -19,7 +19,7 @@ from cluster.redis_pubsub import channel_of
 from tests.client import Client
 from tests.conftest import BACKENDS, DatabaseFactory, ServerFactory
 from tests.redis_server import RedisServer
-from tests.server import ServerProcess, wait_until
+from tests.server import SCRIPTED_CLIENT_LIMITS, ServerProcess, wait_until
 from tests.test_notifications import QUIET, assert_notification, assert_ok, ids, name_of, notify, post_of
 from tests.test_operations import Scrape, stored_messages
 
@@ -59,15 +59,15 @@ def nodes(
             node.close_storage()
 
 
-NodesFactory = Callable[[RedisServer, int], list[ServerProcess]]
+NodesFactory = Callable[..., list[ServerProcess]]
 
 
 @pytest.fixture
 def make_nodes(make_server: ServerFactory) -> NodesFactory:
-    """`make_nodes(redis, count)`: started nodes of this test's own, on a database of its own."""
+    """`make_nodes(redis, count, extra_env=None)`: started nodes of this test's own, on a database of its own."""
 
-    def make(redis_server: RedisServer, count: int) -> list[ServerProcess]:
-        return [make_server(node_env(redis_server, n)).start() for n in range(1, count + 1)]
+    def make(redis_server: RedisServer, count: int, extra_env: dict[str, str] | None = None) -> list[ServerProcess]:
+        return [make_server({**node_env(redis_server, n), **(extra_env or {})}).start() for n in range(1, count + 1)]
 
     return make
 
@@ -285,8 +285,10 @@ def test_resend_on_another_node_returns_the_same_id_stores_one_row_and_delivers_
     assert [(row.id, row.client_msg_id) for row in rows] == expected
 
 
-def test_messages_across_nodes_arrive_in_send_order_with_increasing_ids(nodes: list[ServerProcess]) -> None:
-    n1, n2, n3 = nodes
+def test_messages_across_nodes_arrive_in_send_order_with_increasing_ids(
+    make_nodes: NodesFactory, redis_server: RedisServer
+) -> None:
+    n1, n2, n3 = make_nodes(redis_server, 3, SCRIPTED_CLIENT_LIMITS)  # a bulk sender: 200 messages at once
     alice_id, bob_id = n1.add_users(2)
     count = 200
     with n1.connect(alice_id) as alice, n3.connect(alice_id) as alice_tab, n2.connect(bob_id) as bob:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import BACKENDS, mysql_database
 from tests.mariadb import MariaDB, start_mariadb
-from tests.server import ServerProcess
+from tests.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
 from tests.test_operations import Traffic, assert_promises_kept, start_traffic, stored_messages
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif("mysql" not in BACKENDS, reason="needs the MariaDB backend")]
@@ -21,8 +21,8 @@ def _wait_for_health(server: ServerProcess, expected: int) -> dict:
     return server.wait_health(lambda status, _: status == expected, f"/healthz {expected}", RECOVERY_TIMEOUT)
 
 
-def _server_on(database: MariaDB, workdir: Path) -> ServerProcess:
-    return ServerProcess(workdir, mysql_database(database, "outage")).start()
+def _server_on(database: MariaDB, workdir: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
+    return ServerProcess(workdir, mysql_database(database, "outage"), extra_env).start()
 
 
 def test_health_says_503_while_the_database_is_down_and_recovers_without_restart(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def _unavailable(traffic: Traffic) -> int:
 def test_ten_second_outage_under_traffic_refuses_sends_keeps_sockets_and_recovers_by_itself(tmp_path: Path) -> None:
     database = start_mariadb(tmp_path / "mariadb")
     try:
-        server = _server_on(database, tmp_path / "server")
+        server = _server_on(database, tmp_path / "server", SCRIPTED_CLIENT_LIMITS)  # 50 messages/s per sender
         pid = server.process.pid
         senders: list[Traffic] = []
         recipients: list[Traffic] = []

@@ -16,7 +16,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import ServerFactory
-from tests.server import ServerProcess, new_user_ids
+from tests.server import SCRIPTED_CLIENT_LIMITS, ServerProcess, new_user_ids
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +118,7 @@ async def _scenario(server: ServerProcess, author_id: int, online_ids: list[int]
 
 
 def test_a_post_reaches_every_connected_follower_once_while_chat_flows(make_server: ServerFactory) -> None:
-    server = make_server().start()
+    server = make_server(SCRIPTED_CLIENT_LIMITS).start()  # the chat pair sends as fast as each message arrives
     author_id, *follower_ids = new_user_ids(FOLLOWERS + 1)
     chat_ids = new_user_ids(2)
     everyone = [author_id, *follower_ids, *chat_ids]

@@ -32,7 +32,8 @@ from typing import Any
 
 from protocol.frames import MAX_REF_TYPE_CHARS
 from tests.client import Client
-from tests.server import ServerProcess
+from tests.conftest import ServerFactory
+from tests.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
 from tests.test_bad_input import MAX_CONTENT, MAX_FRAME, assert_service_works, history, message_frames
 from tests.test_websocket_framing import (
     OPCODE_BINARY,
@@ -45,7 +46,7 @@ from tests.test_websocket_framing import (
 
 SEED = int(os.environ.get("HOSTILE_SEED", "20261126"))
 FLOODERS = 6
-FRAMES_PER_FLOODER = 600  # with connect and the final ping: well under the per-user burst of 1,000 frames
+FRAMES_PER_FLOODER = 600
 WINDOW = 50  # frames sent before their errors are read
 CHAT_MESSAGES = 40  # each way, while the flood runs
 TIMEOUT = 20.0
@@ -729,7 +730,8 @@ def throwaway_closes(server: ServerProcess, user_ids: list[int], rng: random.Ran
 # ---------------------------------------------------------------- the test
 
 
-def test_hostile_frames_from_six_sockets_are_refused_while_others_chat(server: ServerProcess) -> None:
+def test_hostile_frames_from_six_sockets_are_refused_while_others_chat(make_server: ServerFactory) -> None:
+    server = make_server(SCRIPTED_CLIENT_LIMITS).start()  # fuzzers: each sends 600 frames as fast as it can
     ids = server.add_users(FLOODERS + 4)
     flooder_ids, (victim_id, a_id, b_id, throwaway_id) = ids[:FLOODERS], ids[FLOODERS:]
     with ExitStack() as stack:

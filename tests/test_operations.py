@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.client import Client
 from tests.conftest import ServerFactory
-from tests.server import SECRET, ServerProcess, wait_until
+from tests.server import SCRIPTED_CLIENT_LIMITS, SECRET, ServerProcess, wait_until
 from tests.test_notifications import notify, post_of
 from tests.test_websocket_framing import OPCODE_CLOSE, RawSocket
 
@@ -613,7 +613,7 @@ def start_traffic(
 
 @pytest.mark.slow
 def test_sigterm_under_traffic_keeps_every_promise_closes_1001_and_exits_0(make_server: ServerFactory) -> None:
-    server = make_server({"REALTIME_SERVER_DRAIN_TIMEOUT": str(DRAIN_TIMEOUT)}).start()
+    server = make_server({"REALTIME_SERVER_DRAIN_TIMEOUT": str(DRAIN_TIMEOUT), **SCRIPTED_CLIENT_LIMITS}).start()
     senders, recipients = start_traffic(server, senders=4, online_recipients=4)
     for sender in senders:
         sender.wait_for(lambda t: len(t.acked) >= 30, "30 messages acknowledged")
@@ -635,7 +635,7 @@ def test_sigterm_under_traffic_keeps_every_promise_closes_1001_and_exits_0(make_
 def test_kill_9_under_traffic_loses_nothing_acknowledged_and_resends_store_nothing_twice(
     make_server: ServerFactory,
 ) -> None:
-    server = make_server().start()
+    server = make_server(SCRIPTED_CLIENT_LIMITS).start()
     senders, online = start_traffic(server, senders=4, online_recipients=2)
     for sender in senders:
         sender.wait_for(lambda t: len(t.acked) >= 30, "30 messages acknowledged")

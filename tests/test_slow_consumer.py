@@ -14,7 +14,7 @@ from typing import Any
 from tests.attack import rss_kib
 from tests.client import Client
 from tests.conftest import ServerFactory
-from tests.server import ServerProcess
+from tests.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
 from tests.test_bad_input import message_frames
 from tests.test_websocket_framing import RawSocket
 
@@ -26,7 +26,7 @@ WINDOW = 100
 
 
 def test_a_client_that_stops_reading_is_closed_with_1013_and_loses_nothing(make_server: ServerFactory) -> None:
-    server = make_server({"REALTIME_LIMITS_SEND_QUEUE_FRAMES": str(QUEUE_FRAMES)}).start()
+    server = make_server({"REALTIME_LIMITS_SEND_QUEUE_FRAMES": str(QUEUE_FRAMES), **SCRIPTED_CLIENT_LIMITS}).start()
     slow_id, sender_id, a_id, b_id = server.add_users(4)
     slow = RawSocket(server.ws_port)
     slow.connect(server, slow_id)
@@ -160,13 +160,8 @@ def _conversation(client: Client, with_user: int) -> list[dict[str, Any]]:
 def test_a_slow_reader_among_fifty_chatting_users_is_closed_alone_with_bounded_memory(
     make_server: ServerFactory,
 ) -> None:
-    server = make_server(
-        {
-            "REALTIME_LIMITS_SEND_QUEUE_FRAMES": str(FLOOD_QUEUE_FRAMES),
-            "REALTIME_LIMITS_FRAMES_PER_SECOND": "100000",
-            "REALTIME_LIMITS_FRAME_BURST": "100000",
-        }
-    ).start()
+    environment = {"REALTIME_LIMITS_SEND_QUEUE_FRAMES": str(FLOOD_QUEUE_FRAMES), **SCRIPTED_CLIENT_LIMITS}
+    server = make_server(environment).start()
     assert server.process is not None
     pid = server.process.pid
     slow_id, flooder_id, *chatter_ids = server.add_users(2 + 2 * PAIRS)

@@ -71,9 +71,19 @@ def test_hardening_defaults(config):
     assert settings.server.ping_interval == 25
     assert settings.notify.signature_max_skew == 300
     limits = settings.limits
-    assert (limits.frames_per_second, limits.frame_burst, limits.rate_limit_strikes) == (500, 5000, 100)
+    assert (limits.frames_per_second, limits.frame_burst, limits.rate_limit_strikes) == (50, 500, 100)
+    assert (limits.messages_per_second, limits.message_burst) == (10, 100)
+    assert (limits.content_bytes_per_second, limits.content_bytes_burst) == (8192, 128 * 1024)
     assert limits.sockets_per_user == 20
     assert limits.connections_per_address == 0  # no cap: behind a proxy every client shares one address
+
+
+def test_a_content_byte_burst_too_small_for_the_largest_message_is_refused_at_start(config):
+    """A message of max_content_chars four-byte characters must fit in a full bucket, or it could never be sent."""
+    limits = "[limits]\nmax_content_chars = 1000\ncontent_bytes_burst = {}\n"
+    assert load(config(limits.format(4000))).limits.content_bytes_burst == 4000
+    message = config_error(config(limits.format(3999)), {"REALTIME_AUTH_SECRET": SECRET})
+    assert "[limits] content_bytes_burst = 3999" in message and "max_content_chars (1000)" in message
 
 
 def test_zero_turns_off_pings_and_the_address_cap(config):
@@ -187,6 +197,10 @@ def test_booleans(config, raw, expected):
         ("REALTIME_LIMITS_FRAMES_PER_SECOND", "0", "[limits] frames_per_second"),
         ("REALTIME_LIMITS_FRAME_BURST", "0.5", "[limits] frame_burst"),
         ("REALTIME_LIMITS_RATE_LIMIT_STRIKES", "0", "[limits] rate_limit_strikes"),
+        ("REALTIME_LIMITS_MESSAGES_PER_SECOND", "0", "[limits] messages_per_second"),
+        ("REALTIME_LIMITS_MESSAGE_BURST", "0", "[limits] message_burst"),
+        ("REALTIME_LIMITS_CONTENT_BYTES_PER_SECOND", "-1", "[limits] content_bytes_per_second"),
+        ("REALTIME_LIMITS_CONTENT_BYTES_BURST", "many", "[limits] content_bytes_burst"),
         ("REALTIME_LIMITS_SOCKETS_PER_USER", "0", "[limits] sockets_per_user"),
         ("REALTIME_LIMITS_CONNECTIONS_PER_ADDRESS", "-1", "[limits] connections_per_address"),
     ],
