@@ -278,10 +278,10 @@ def test_a_ping_gets_a_pong_with_its_payload_before_and_after_authentication(ser
         for payload in (b"after auth", b"", b"\xff" * 125):
             a.send_frame(OPCODE_PING, payload)
             a.expect_pong(payload)
-        # several pings in one write: a pong each, in order
+        # several pings in one write: one pong, to the latest (RFC 6455 5.5.3 allows it; a queued pong is replaced
+        # by the next ping's, so a ping flood cannot grow the send queue)
         a.send(b"".join(client_frame(OPCODE_PING, b"p%d" % n) for n in range(5)))
-        for n in range(5):
-            a.expect_pong(b"p%d" % n)
+        a.expect_pong(b"p4")
         # an unsolicited pong is ignored: no answer, the socket stays open
         a.send_frame(OPCODE_PONG, b"unsolicited")
         a.send_frame(OPCODE_PING, b"still here")
