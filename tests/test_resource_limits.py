@@ -1,0 +1,228 @@
+"""Attacks on one WebSocket's resources, against a real server process on the default settings.
+
+Each attacker writes its own frames on a raw TCP socket and never reads what
+the server answers (its receive buffer is made small, so the server's writes
+soon have nowhere to go). Each test asserts the three things the
+hostile-client issue names: the server's peak memory grew by a few tens of
+MiB at most, the attacker's connection ended within the close deadline
+(seen by the attacker: its sends fail once the server has let go of the
+connection), and a bystander's ping round trips stayed well under 250 ms.
+How the server closed is read from `/metrics` (close frames sent, by code),
+since an attacker that does not read never sees the close frame.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+
+import pytest
+
+from tests.attack import Bystander, assert_rss_growth_bounded, rss_kib
+from tests.conftest import ServerFactory
+from tests.server import ServerProcess
+from tests.test_operations import Scrape
+from tests.test_websocket_framing import (
+    OPCODE_CONTINUATION,
+    OPCODE_PING,
+    OPCODE_PONG,
+    OPCODE_TEXT,
+    RawSocket,
+    client_frame,
+    connect_frame,
+    json_frame,
+)
+from web.framing import MAX_FRAGMENTS
+from web.transport import CLOSE_FLUSH_SECONDS, CLOSE_GRACE_SECONDS
+
+ATTACKER_RCVBUF = 4096  # the attacker's receive window: full after a few dozen pongs
+CLOSE_DEADLINE = CLOSE_FLUSH_SECONDS + CLOSE_GRACE_SECONDS  # from the server's decision to the end of TCP
+MARGIN = 1.5  # seconds for the decision itself and for a loaded two-core machine
+FLOOD_BLOCK_FRAMES = 256  # frames per buffer handed to send(): whole frames, whatever send() takes
+ATTACK_SECONDS_MAX = 15.0  # no attack runs longer than this, closed or not
+
+
+class Attacker:
+    """A raw WebSocket client that writes without ever reading (after the 101), with a small receive buffer."""
+
+    def __init__(self, server: ServerProcess):
+        self.raw = RawSocket(server.ws_port)
+        self.sock = self.raw.sock
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, ATTACKER_RCVBUF)
+
+    def __enter__(self) -> Attacker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.raw.close()
+
+    def flood(self, frames: bytes, pace: float = 0.0, max_seconds: float = ATTACK_SECONDS_MAX) -> float:
+        """Send `frames` over and over (every `pace` seconds, or as fast as the socket takes them) until the
+        server ends the connection; returns the seconds that took. Fails after `max_seconds`."""
+        self.sock.setblocking(False)
+        started = time.monotonic()
+        deadline = started + max_seconds
+        pending = b""
+        while time.monotonic() < deadline:
+            if not pending:
+                pending = frames
+            try:
+                pending = pending[self.sock.send(pending) :]
+            except BlockingIOError:  # the server reads no more: wait for room, or for the end of the connection
+                select.select([], [self.sock], [self.sock], 0.05)
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                return time.monotonic() - started
+            if pace and not pending:
+                time.sleep(pace)  # the attack's own pace, not a wait for an event
+        raise AssertionError(f"the server still had the connection open after {max_seconds} s")
+
+
+def closes(server: ServerProcess, code: int) -> float:
+    """How many close frames with `code` the server has decided to send since it started."""
+    return Scrape(server).value("realtime_sockets_closed_total", code=str(code))
+
+
+def start_default(make_server: ServerFactory) -> tuple[ServerProcess, int]:
+    """A server on the default settings and its RSS in KiB."""
+    server = make_server().start()
+    assert server.process is not None
+    return server, rss_kib(server.process.pid)
+
+
+def assert_attack_contained(
+    server: ServerProcess, rss_before: int, bystander: Bystander, took: float, deadline: float, code: int, before: float
+) -> None:
+    assert took < deadline, f"the attacker's connection lasted {took:.1f} s (deadline {deadline:.1f} s)"
+    assert closes(server, code) == before + 1, f"the server did not close with {code}"
+    assert_rss_growth_bounded(server, rss_before)
+    bystander.assert_served()
+
+
+# ---------------------------------------------------------------- control frames
+
+
+def test_a_ping_flood_before_connect_is_closed_with_4429_within_the_deadline(make_server: ServerFactory) -> None:
+    """125-byte pings as fast as the socket takes them, no connect, nothing read (once 44 -> 695 MiB in 6 s)."""
+    server, rss_before = start_default(make_server)
+    (bystander_id,) = server.add_users(1)
+    before = closes(server, 4429)
+    with Bystander(server, bystander_id) as bystander, Attacker(server) as attacker:
+        attacker.raw.handshake()
+        ping = client_frame(OPCODE_PING, b"p" * 125)
+        took = attacker.flood(ping * FLOOD_BLOCK_FRAMES)
+    assert_attack_contained(server, rss_before, bystander, took, CLOSE_DEADLINE + MARGIN, 4429, before)
+
+
+def test_a_connected_socket_flooding_pings_and_unsolicited_pongs_is_closed_with_4429(make_server: ServerFactory) -> None:
+    server, rss_before = start_default(make_server)
+    attacker_id, bystander_id = server.add_users(2)
+    before = closes(server, 4429)
+    with Bystander(server, bystander_id) as bystander, Attacker(server) as attacker:
+        attacker.raw.connect(server, attacker_id)
+        frames = client_frame(OPCODE_PING, b"") + client_frame(OPCODE_PONG, b"x" * 125)
+        took = attacker.flood(frames * FLOOD_BLOCK_FRAMES)
+    assert_attack_contained(server, rss_before, bystander, took, CLOSE_DEADLINE + MARGIN, 4429, before)
+
+
+def test_a_socket_that_never_connects_nor_reads_is_cut_after_the_auth_timeout(make_server: ServerFactory) -> None:
+    """Pings at a pace under every rate limit fill the attacker's window with pongs, so the 4408 close frame can
+    never be written: the connection must end all the same, CLOSE_FLUSH_SECONDS after the auth timeout."""
+    auth_timeout = 1.0  # the deadline under test starts here; the default 10 s would only make the test longer
+    server = make_server({"REALTIME_AUTH_TIMEOUT": str(auth_timeout)}).start()
+    assert server.process is not None
+    rss_before = rss_kib(server.process.pid)
+    (bystander_id,) = server.add_users(1)
+    before = closes(server, 4408)
+    with Bystander(server, bystander_id) as bystander, Attacker(server) as attacker:
+        attacker.raw.handshake()
+        took = attacker.flood(client_frame(OPCODE_PING, b"p" * 125) * 10, pace=0.02)  # 500 pings a second
+    assert took > auth_timeout, f"closed after {took:.1f} s, before the auth timeout"
+    assert_attack_contained(server, rss_before, bystander, took, auth_timeout + CLOSE_DEADLINE + MARGIN, 4408, before)
+
+
+# ---------------------------------------------------------------- fragments
+
+
+def test_a_fragment_bomb_of_empty_continuations_is_closed_with_1009_at_the_fragment_cap(
+    make_server: ServerFactory,
+) -> None:
+    """6-byte empty continuation frames in one endless message (once 43 -> 173 MiB in 11 s, a core busy)."""
+    server, rss_before = start_default(make_server)
+    attacker_id, bystander_id = server.add_users(2)
+    before = closes(server, 1009)
+    with Bystander(server, bystander_id) as bystander, Attacker(server) as attacker:
+        attacker.raw.connect(server, attacker_id)
+        attacker.sock.sendall(client_frame(OPCODE_TEXT, b"{", fin=False))
+        took = attacker.flood(client_frame(OPCODE_CONTINUATION, b"", fin=False) * FLOOD_BLOCK_FRAMES)
+    assert_attack_contained(server, rss_before, bystander, took, CLOSE_DEADLINE + MARGIN, 1009, before)
+
+
+def test_messages_in_many_fragments_each_under_the_cap_are_closed_by_the_frame_rate_with_4429(
+    make_server: ServerFactory,
+) -> None:
+    """Continuation frames count against the socket's frame rate, though each message is valid and whole."""
+    server, rss_before = start_default(make_server)
+    attacker_id, bystander_id = server.add_users(2)
+    before = closes(server, 4429)
+    pieces = [b'{"type":"ping"', *([b""] * (MAX_FRAGMENTS - 2)), b"}"]
+    message = b"".join(
+        client_frame(OPCODE_TEXT if index == 0 else OPCODE_CONTINUATION, piece, fin=index == len(pieces) - 1)
+        for index, piece in enumerate(pieces)
+    )
+    with Bystander(server, bystander_id) as bystander, Attacker(server) as attacker:
+        attacker.raw.connect(server, attacker_id)
+        took = attacker.flood(message)  # the per-user limit would allow 5,000 of these pings
+    assert_attack_contained(server, rss_before, bystander, took, CLOSE_DEADLINE + MARGIN, 4429, before)
+
+
+# ---------------------------------------------------------------- the send queue, in bytes
+
+HISTORY_MESSAGES = 100
+HISTORY_CONTENT = "h" * 4000
+HISTORY_REQUESTS = 900
+
+
+def test_history_pages_requested_by_a_socket_that_never_reads_close_it_with_1013(make_server: ServerFactory) -> None:
+    """900 requests for 100 messages of 4,000 characters (40 KiB sent) once pinned 1.46 GB: the byte budget of
+    the send queue closes the socket instead, long before the frame budget would."""
+    server = make_server().start()
+    attacker_id, peer_id, bystander_id = server.add_users(3)
+    with server.connect(peer_id) as peer:
+        for n in range(HISTORY_MESSAGES):
+            peer.message(attacker_id, HISTORY_CONTENT, f"h-{n}")
+        for n in range(HISTORY_MESSAGES):
+            peer.expect("message_sent", clientMsgId=f"h-{n}")
+    assert server.process is not None
+    rss_before = rss_kib(server.process.pid)
+    before = closes(server, 1013)
+    request = json_frame({"type": "history", "with": peer_id, "limit": 100})
+    with Bystander(server, bystander_id) as bystander, Attacker(server) as attacker:
+        attacker.raw.handshake()
+        attacker.sock.sendall(connect_frame(server, attacker_id) + request * HISTORY_REQUESTS)
+        took = attacker.flood(json_frame({"type": "ping"}), pace=0.05)  # a ping now and then, to see the end
+    assert_attack_contained(server, rss_before, bystander, took, CLOSE_DEADLINE + 2 * MARGIN, 1013, before)
+
+
+# ---------------------------------------------------------------- the keep-alive
+
+
+@pytest.mark.parametrize("extra", [b"", client_frame(OPCODE_PONG, b"guess")], ids=["pings", "pings-and-pongs"])
+def test_a_socket_that_sends_but_never_reads_is_dropped_by_the_keep_alive(
+    make_server: ServerFactory, extra: bytes
+) -> None:
+    """A ping a second is life to a server that counts any byte; only a pong echoing its own ping counts now."""
+    interval = 0.5  # [server] ping_interval: the default 25 s would make the test last a minute
+    server = make_server({"REALTIME_SERVER_PING_INTERVAL": str(interval)}).start()
+    assert server.process is not None
+    rss_before = rss_kib(server.process.pid)
+    attacker_id, bystander_id = server.add_users(2)
+    with Bystander(server, bystander_id) as bystander, Attacker(server) as attacker:
+        attacker.raw.connect(server, attacker_id)
+        took = attacker.flood(client_frame(OPCODE_PING, b"alive") + extra, pace=0.1)
+        assert server.health()[1]["sockets"] == 1  # the bystander's, kept: its client answers every ping
+    # pinged at the first round, dropped at the second: two intervals, and a third for the phase of the first
+    assert took < 3 * interval + MARGIN, f"the non-reading socket lasted {took:.1f} s"
+    assert_rss_growth_bounded(server, rss_before)
+    bystander.assert_served()
