@@ -58,8 +58,13 @@ def connect_frame(server: ServerProcess, user_id: int) -> bytes:
 class RawSocket:
     """A WebSocket client on a plain TCP socket: every byte it writes is the test's choice."""
 
-    def __init__(self, port: int, path: str = "/"):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    def __init__(self, port: int, path: str = "/", receive_buffer: int | None = None):
+        """`receive_buffer`: SO_RCVBUF, set before connecting so that the window it offers is that small too."""
+        self.sock = socket.socket()
+        if receive_buffer is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.key = base64.b64encode(os.urandom(16))
         self.request = (
