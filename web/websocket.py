@@ -8,12 +8,15 @@ a `WebSocketConnection` and the request greenlet ends. The connection
 watches the socket with a libev watcher; when bytes arrive, a pooled
 greenlet reads them, decodes the frames (`web.framing`) and gives each
 message to its listener. All writes, pongs and close frames included, go
-through the connection's `SocketTransport`.
+through the connection's `SocketTransport`. Every frame the peer sends takes
+a token from the connection's frame rate limit first; once the server has
+decided to close, only the peer's close frame is acted on, and the
+transport's close deadline ends the connection whatever the peer does.
 
 The handshake refuses a browser page whose `Origin` is not allowed (403) and
 a client address over its connection cap (429). `keep_alive` pings every
-connection at an interval and drops those that answered nothing since the
-previous ping: a peer that vanished without a close frame.
+connection at an interval and drops those that did not answer the previous
+ping: a peer that vanished without a close frame, or one that does not read.
 """
 
 from __future__ import annotations
