@@ -61,6 +61,7 @@ READ_BUFFER_BYTES = 1024  # the handshake's reader; frames are read in RECEIVE_B
 RECEIVE_BYTES = 64 * 1024
 CLOSE_FLUSH_TIMEOUT = 2.0
 PINGS_PER_TURN = 256
+DISCARD_BYTES = 4096  # read after a framing error, for frames in flight and the peer's close; beyond it, nothing
 NO_STATUS = 1005
 _READ = 1
 
@@ -126,7 +127,7 @@ class WebSocketConnection:
 
     __slots__ = (
         "transport", "peer", "_socket", "_already_read", "_decoder", "_frame_rate", "_listener", "_watcher",
-        "_registry", "_finished", "_discarding", "_deaf", "_awaited_pong",
+        "_registry", "_finished", "_discarding", "_discard_left", "_deaf", "_awaited_pong",
     )  # fmt: skip
 
     def __init__(self, peer: str, max_message_bytes: int, registry: ConnectionRegistry):
@@ -141,6 +142,7 @@ class WebSocketConnection:
         self._registry = registry
         self._finished = False
         self._discarding = False  # after a framing error: read only to see the end of the stream
+        self._discard_left = DISCARD_BYTES
         self._deaf = False  # over the frame rate: read nothing more, the close deadline ends the connection
         self._awaited_pong: bytes | None = None  # the payload of our last ping, until the peer's pong echoes it
 
@@ -195,6 +197,9 @@ class WebSocketConnection:
         try:
             if not self._discarding:
                 self._dispatch(data)
+            else:
+                self._discard_left -= len(data)
+                self._deaf = self._discard_left < 0  # a peer that keeps sending is not closing: stop reading
         except Exception:
             log.exception("socket %s: failed to handle a frame; closing", self.transport.id)
             self._fail(CloseCode.INTERNAL_ERROR, "internal error")
