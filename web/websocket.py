@@ -61,7 +61,9 @@ READ_BUFFER_BYTES = 1024  # the handshake's reader; frames are read in RECEIVE_B
 RECEIVE_BYTES = 64 * 1024
 CLOSE_FLUSH_TIMEOUT = 2.0
 PINGS_PER_TURN = 256
-DISCARD_BYTES = 4096  # read after a framing error, for frames in flight and the peer's close; beyond it, nothing
+# read after a framing error, for the rest of a frame on its way (a peer learns of a limit only from our close)
+# and the peer's close; a peer that sends more is not closing, and nothing more is read from it
+DISCARD_BYTES = 1024 * 1024
 NO_STATUS = 1005
 _READ = 1
 
