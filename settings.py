@@ -156,6 +156,9 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "notifications_page": (_positive_integer, "20"),
         "notifications_page_max": (_positive_integer, "100"),
         "send_queue_frames": (_positive_integer, "1000"),
+        "send_queue_bytes": (_positive_integer, "4194304"),
+        "socket_frames_per_second": (_positive_number, "1000"),
+        "socket_frame_burst": (_positive_integer, "5000"),
         "write_batch": (_positive_integer, "500"),
         "max_body_bytes": (_positive_integer, "65536"),
         "frames_per_second": (_positive_number, "50"),
@@ -236,6 +239,9 @@ class LimitSettings:
     notifications_page: int
     notifications_page_max: int
     send_queue_frames: int
+    send_queue_bytes: int
+    socket_frames_per_second: float
+    socket_frame_burst: int
     write_batch: int
     max_body_bytes: int
     frames_per_second: float

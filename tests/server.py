@@ -25,8 +25,8 @@ from tests.client import Client
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRET = "integration-test-secret-0123456789abcdef"
 START_TIMEOUT = 30.0
-# The per-user send limits ([limits]) of a server whose clients are scripts, not people: bulk senders, traffic
-# generators, fuzzers. The defaults stop such clients on purpose; these tests measure something else.
+# The send limits ([limits], per user and per socket) of a server whose clients are scripts, not people: bulk
+# senders, traffic generators, fuzzers. The defaults stop such clients on purpose; these tests measure something else.
 SCRIPTED_CLIENT_LIMITS = {
     "REALTIME_LIMITS_FRAMES_PER_SECOND": "100000",
     "REALTIME_LIMITS_FRAME_BURST": "100000",
@@ -34,6 +34,8 @@ SCRIPTED_CLIENT_LIMITS = {
     "REALTIME_LIMITS_MESSAGE_BURST": "100000",
     "REALTIME_LIMITS_CONTENT_BYTES_PER_SECOND": "1000000000",
     "REALTIME_LIMITS_CONTENT_BYTES_BURST": "1000000000",
+    "REALTIME_LIMITS_SOCKET_FRAMES_PER_SECOND": "100000",
+    "REALTIME_LIMITS_SOCKET_FRAME_BURST": "100000",
 }
 _user_ids = itertools.count(10_000)
 

@@ -25,6 +25,18 @@ MESSAGES = 4000
 WINDOW = 100
 
 
+def assert_closed_as_too_slow(server: ServerProcess, slow: RawSocket) -> None:
+    """The slow socket's stream ends with the close frame 1013 after what the kernel buffers held; or, if the
+    client woke up after the close deadline (web.transport) and the frame never fitted in the kernel's buffer,
+    with the end of the stream, once the server logged that it closed a socket as too slow."""
+    try:
+        code, reason = slow.expect_close(timeout=TIMEOUT)
+    except EOFError:
+        assert b"closing as too slow" in server.log_path.read_bytes(), "the stream ended without a 1013"
+        return
+    assert code == 1013, (code, reason)
+
+
 def test_a_client_that_stops_reading_is_closed_with_1013_and_loses_nothing(make_server: ServerFactory) -> None:
     server = make_server({"REALTIME_LIMITS_SEND_QUEUE_FRAMES": str(QUEUE_FRAMES), **SCRIPTED_CLIENT_LIMITS}).start()
     slow_id, sender_id, a_id, b_id = server.add_users(4)
@@ -44,8 +56,7 @@ def test_a_client_that_stops_reading_is_closed_with_1013_and_loses_nothing(make_
             b.expect("message", clientMsgId=f"ab-{start}", timeout=5)
 
         # the client wakes up: it reads what the kernel buffers held, then the close frame
-        code, reason = slow.expect_close(timeout=30)
-        assert code == 1013, (code, reason)
+        assert_closed_as_too_slow(server, slow)
         pushed_before_close = [frame["messageId"] for frame in slow.texts if frame["type"] == "message"]
         slow.close()
         assert len(pushed_before_close) < MESSAGES
@@ -230,8 +241,7 @@ def test_a_slow_reader_among_fifty_chatting_users_is_closed_alone_with_bounded_m
         assert growth < RSS_GROWTH_BOUND_KIB, f"RSS grew by {growth} KiB ({rss_before} -> {rss_after} KiB)"
 
         # the slow client wakes up: it reads what the kernel buffers held, then the close frame
-        code, reason = slow.expect_close(timeout=TIMEOUT)
-        assert code == 1013, (code, reason)
+        assert_closed_as_too_slow(server, slow)
         pushed_before_close = [frame["messageId"] for frame in slow.texts if frame["type"] == "message"]
         slow.close()
         assert 0 < len(pushed_before_close) < len(stored)

@@ -37,6 +37,9 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
         auth_timeout=settings.auth.timeout,
         limits=node.limits,
         send_queue_frames=settings.limits.send_queue_frames,
+        send_queue_bytes=settings.limits.send_queue_bytes,
+        socket_frames_per_second=settings.limits.socket_frames_per_second,
+        socket_frame_burst=settings.limits.socket_frame_burst,
         sockets_per_user=settings.limits.sockets_per_user,
     )
 

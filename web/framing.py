@@ -10,6 +10,7 @@ malformed frame directly.
 from __future__ import annotations
 
 import struct
+from typing import Callable
 
 OPCODE_CONTINUATION = 0x0
 OPCODE_TEXT = 0x1
@@ -19,6 +20,9 @@ OPCODE_PING = 0x9
 OPCODE_PONG = 0xA
 MAX_CONTROL_PAYLOAD = 125
 MAX_CLOSE_REASON_BYTES = MAX_CONTROL_PAYLOAD - 2
+# frames in one fragmented message: a 64 KiB message in 512-byte pieces. Browsers never fragment what they send,
+# and the list of fragments must stay short however small each one is (a zero-length continuation is 6 bytes)
+MAX_FRAGMENTS = 128
 _DATA_OPCODES = (OPCODE_TEXT, OPCODE_BINARY)
 _CONTROL_OPCODES = (OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG)
 
@@ -40,22 +44,45 @@ class InvalidUtf8(ProtocolError):
 
 
 class MessageTooLarge(ProtocolError):
-    """A message over the size limit, detected from its header before the payload is read; closed with 1009."""
+    """A message over the size limit or in too many fragments, detected from a frame's header before its
+    payload is read; closed with 1009."""
+
+
+class FrameRateExceeded(ProtocolError):
+    """The peer sends frames faster than its `admit_frame` allows; closed with 4429 before the frame is decoded."""
+
+
+def _admit_every_frame() -> bool:
+    return True
 
 
 class FrameDecoder:
     """Turns the bytes a client sends into messages: `(opcode, payload)` pairs.
 
     Text messages come out as `str`, binary ones as `bytes`, control frames
-    (close, ping, pong) as `bytes`; fragments are reassembled. Errors raise a
-    `ProtocolError` subclass, after which the decoder must not be fed again.
+    (close, ping, pong) as `bytes`; fragments are reassembled. Every frame,
+    control and continuation frames included, is first passed to
+    `admit_frame` (a rate limit). Errors raise a `ProtocolError` subclass,
+    after which the decoder must not be fed again.
     """
 
-    __slots__ = ("max_message_bytes", "_pending", "_fragments", "_fragments_opcode", "_fragments_size")
+    __slots__ = (
+        "max_message_bytes", "max_fragments", "_admit_frame", "_pending", "_fragments", "_fragments_opcode",
+        "_fragments_size",
+    )  # fmt: skip
 
-    def __init__(self, max_message_bytes: int):
+    def __init__(
+        self,
+        max_message_bytes: int,
+        max_fragments: int = MAX_FRAGMENTS,
+        admit_frame: Callable[[], bool] = _admit_every_frame,
+    ):
         self.max_message_bytes = max_message_bytes
-        self._pending = b""  # the start of a frame whose end has not arrived yet
+        self.max_fragments = max_fragments
+        self._admit_frame = admit_frame
+        # the start of a frame whose end has not arrived yet; a bytearray, so that a frame arriving in many
+        # small reads is appended to rather than copied whole at every read
+        self._pending = bytearray()
         self._fragments: list[bytes] = []
         self._fragments_opcode = 0  # opcode of the fragmented message in progress, 0 if none
         self._fragments_size = 0
@@ -63,14 +90,17 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[tuple[int, str | bytes]]:
         """The messages `data` completes, in order; raises a `ProtocolError` carrying those before a bad frame."""
         messages: list[tuple[int, str | bytes]] = []
+        if self._pending:
+            self._pending += data
+            data = self._pending
         try:
-            self._decode(self._pending + data if self._pending else data, messages)
+            self._decode(data, messages)
         except ProtocolError as error:
             error.decoded = messages
             raise
         return messages
 
-    def _decode(self, buffer: bytes, messages: list[tuple[int, str | bytes]]) -> None:
+    def _decode(self, buffer: bytes | bytearray, messages: list[tuple[int, str | bytes]]) -> None:
         position, end = 0, len(buffer)
         while end - position >= 2:
             first, second = buffer[position], buffer[position + 1]
@@ -91,12 +121,17 @@ class FrameDecoder:
             payload_at = position + header + 4
             if end - payload_at < length:
                 break
+            if not self._admit_frame():
+                raise FrameRateExceeded("frames faster than the rate limit")
             payload = _unmask(buffer[payload_at : payload_at + length], buffer[payload_at - 4 : payload_at])
             position = payload_at + length
             message = self._complete(opcode, bool(first & 0x80), payload)
             if message is not None:
                 messages.append(message)
-        self._pending = buffer[position:] if position < end else b""
+        if position == end:
+            self._pending = bytearray()
+        elif position or buffer is not self._pending:
+            self._pending = bytearray(buffer[position:])
 
     def _check_header(self, opcode: int, fin: bool, length: int) -> None:
         if opcode in _CONTROL_OPCODES:
@@ -110,6 +145,8 @@ class FrameDecoder:
         elif opcode == OPCODE_CONTINUATION:
             if not self._fragments_opcode:
                 raise ProtocolError("continuation frame outside a fragmented message")
+            if len(self._fragments) >= self.max_fragments:
+                raise MessageTooLarge(f"message in more than {self.max_fragments} fragments")
             if self._fragments_size + length > self.max_message_bytes:
                 raise MessageTooLarge(f"message of at least {self._fragments_size + length} bytes")
         else:
@@ -177,6 +214,6 @@ def close_payload(code: int, reason: str) -> bytes:
 def _unmask(payload: bytes, mask: bytes) -> bytes:
     length = len(payload)
     if not length:
-        return payload
+        return b""
     key = (mask * (length // 4 + 1))[:length]
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(length, "little")

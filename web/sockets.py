@@ -16,6 +16,7 @@ import pykka
 import metrics
 from actors import Node
 from actors.messages import AttachSocket, ClientFrame, DetachSocket
+from actors.rate_limit import RateLimiter
 from protocol import frames
 from protocol.frames import CloseCode, ErrorCode, FrameError
 from protocol.tokens import InvalidToken, authenticate
@@ -32,6 +33,9 @@ class SocketPolicy:
     auth_timeout: float
     limits: frames.Limits
     send_queue_frames: int
+    send_queue_bytes: int
+    socket_frames_per_second: float  # every frame a socket sends, of any kind: beyond it, close 4429 at once
+    socket_frame_burst: int
     sockets_per_user: int
 
 
@@ -46,7 +50,10 @@ class SocketSession:
         self._query_token = query_token
         self._user_id: int | None = None
         self._actor: pykka.ActorProxy | None = None
-        self.transport: SocketTransport = connection.accept(self, policy.send_queue_frames)
+        frame_rate = RateLimiter(policy.socket_frames_per_second, policy.socket_frame_burst, strikes=0)
+        self.transport: SocketTransport = connection.accept(
+            self, policy.send_queue_frames, policy.send_queue_bytes, frame_rate
+        )
         # a libev timer rather than a greenlet: its callback only queues a close frame, which the hub may do
         self._auth_deadline = gevent.get_hub().loop.timer(policy.auth_timeout)
         self._auth_deadline.start(self._auth_timed_out)

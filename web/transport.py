@@ -1,11 +1,13 @@
 """SocketTransport: the write side of a WebSocket, as the actors see it (`write` and `close`).
 
-Writes go into a bounded queue; a callback the hub runs as soon as the
-writing greenlet yields hands everything queued by then to the kernel in one
-system call, with no greenlet of its own. When the kernel's buffer is full,
-a libev watcher sends the rest as the socket becomes writable, so a
-UserActor never waits on a slow socket: a client that stops reading fills
-its own queue and is closed with 1013, and nobody else notices.
+Writes go into a queue bounded in frames and in bytes; a callback the hub
+runs as soon as the writing greenlet yields hands everything queued by then
+to the kernel in one system call, with no greenlet of its own. When the
+kernel's buffer is full, a libev watcher sends the rest as the socket becomes
+writable, so a UserActor never waits on a slow socket: a client that stops
+reading fills its own queue and is closed with 1013, and nobody else
+notices. A close always ends: if the peer does not take our close frame, or
+does not answer it, in time, the connection is cut (`on_cut`).
 """
 
 from __future__ import annotations
@@ -21,35 +23,53 @@ from gevent.event import Event
 
 import metrics
 from protocol.frames import CloseCode, error_code, frame_type
-from web.framing import OPCODE_CLOSE, OPCODE_TEXT, close_payload, encode_frame
+from web.framing import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, close_payload, encode_frame
 
 log = logging.getLogger(__name__)
 _transport_ids = itertools.count(1)
 CLOSE_GRACE_SECONDS = 2.0  # how long a peer has to answer our close frame before the TCP connection is cut
+CLOSE_FLUSH_SECONDS = 3.0  # how long the frames queued before our close frame, and it, may take to reach the kernel
 MAX_WRITE_BYTES = 256 * 1024  # frames joined into one send
 _WRITE = 2  # libev's EV_WRITE
 
 
 class SocketTransport:
+    """The queue of frames to one socket, bounded in frames and in bytes, and the deadline of its close.
+
+    Once `close` is called the connection ends within CLOSE_FLUSH_SECONDS +
+    CLOSE_GRACE_SECONDS whatever the peer does: `on_cut` is called when the
+    peer has not taken our close frame within the first, or has not answered
+    it within the second, even a peer that never reads.
+    """
+
     __slots__ = (
-        "id", "peer", "closing", "_socket", "_max_queued", "_queue", "_unsent", "_unsent_callbacks",
-        "_unsent_closes", "_scheduled", "_writable", "_idle", "_room",
+        "id", "peer", "closing", "_socket", "_on_cut", "_max_frames", "_max_bytes", "_queue", "_queued_bytes",
+        "_pong", "_unsent", "_unsent_callbacks", "_unsent_closes", "_scheduled", "_writable", "_deadline", "_idle",
+        "_room",
     )  # fmt: skip
 
-    def __init__(self, sock: socket.socket, peer: str, max_queued: int):
-        """`sock` is a non-blocking socket (not a gevent one): sends must never wait."""
+    def __init__(self, sock: socket.socket, peer: str, max_frames: int, max_bytes: int, on_cut: Callable[[], None]):
+        """`sock` is a non-blocking socket (not a gevent one): sends must never wait. `on_cut` runs in the hub."""
         self.id = next(_transport_ids)
         self.peer = peer
         self.closing = False  # a close frame is queued or sent, or the connection is gone
         self._socket = sock
-        self._max_queued = max_queued
-        # (opcode, payload, on_written): text payloads are str, encoded when sent; control payloads are bytes
-        self._queue: deque[tuple[int, str | bytes, Callable[[], None] | None]] = deque()
+        self._on_cut = on_cut
+        self._max_frames = max_frames
+        self._max_bytes = max_bytes
+        # (opcode, payload, on_written): text payloads are str, encoded when sent; control payloads are bytes,
+        # but a pong's is None: it is read from `_pong` when sent, so that a newer ping replaces what it answers
+        self._queue: deque[tuple[int, str | bytes | None, Callable[[], None] | None]] = deque()
+        # payload lengths in the queue: bytes, or characters of text, which orjson writes as UTF-8 (one byte each
+        # for ASCII, at most four; Python holds at most four per character too)
+        self._queued_bytes = 0
+        self._pong: bytes | None = None  # the payload of the one pong in the queue, if there is one
         self._unsent = b""  # frames taken from the queue that the kernel has not accepted yet
         self._unsent_callbacks: list[Callable[[], None]] = []
         self._unsent_closes = False  # the unsent bytes end with our close frame
         self._scheduled = False  # a hub callback will send what is queued
         self._writable = None  # libev watcher, created when the kernel's buffer first fills up
+        self._deadline = None  # libev timer, started by close(): when it fires the connection is cut
         self._idle: Event | None = None  # created only while someone waits for everything to be sent
         self._room: Event | None = None  # created only while someone waits for the queue to drain
 
@@ -59,50 +79,70 @@ class SocketTransport:
         """
         if self.closing:
             return False
-        if len(self._queue) >= self._max_queued:
+        if len(self._queue) >= self._max_frames or self._queued_bytes >= self._max_bytes:
             self._send()  # a burst written in one actor turn: the kernel may take it, the client may be fine
-        if len(self._queue) >= self._max_queued:
-            log.info("socket %s (%s): %d frames unread, closing as too slow", self.id, self.peer, len(self._queue))
-            self._queue.clear()
-            self.close(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
-            return False
+            if len(self._queue) >= self._max_frames or self._queued_bytes >= self._max_bytes:
+                log.info(
+                    "socket %s (%s): %d frames (%d bytes) unread, closing as too slow",
+                    self.id, self.peer, len(self._queue), self._queued_bytes,
+                )  # fmt: skip
+                self._clear_queue()
+                self.close(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
+                return False
         self._queue.append((OPCODE_TEXT, text, on_written))
+        self._queued_bytes += len(text)
         self._schedule_send()
         return True
 
     def send_control(self, opcode: int, payload: bytes) -> None:
-        """Send a control frame (a pong) behind the frames already queued."""
-        if not self.closing:
+        """Send a control frame behind the frames already queued. A pong replaces the one still queued, if any:
+        RFC 6455 lets a peer's pings be answered by a pong to the latest, and a ping flood must not grow the queue.
+        """
+        if self.closing:
+            return
+        if opcode == OPCODE_PONG:
+            if self._pong is not None:
+                self._queued_bytes += len(payload) - len(self._pong)
+                self._pong = payload
+                return
+            self._pong = payload
+            self._queue.append((OPCODE_PONG, None, None))
+        else:
             self._queue.append((opcode, payload, None))
-            self._schedule_send()
+        self._queued_bytes += len(payload)
+        self._schedule_send()
 
     def close(self, code: int, reason: str = "") -> None:
-        """Send the close frame after the frames already queued; the peer then has a grace period to answer."""
+        """Send the close frame after the frames already queued, and start the close deadline."""
         if self.closing:
             return
         self.closing = True
         metrics.sockets_closed.count(str(code))
-        self._queue.append((OPCODE_CLOSE, close_payload(code, reason), None))
+        payload = close_payload(code, reason)
+        self._queue.append((OPCODE_CLOSE, payload, None))
+        self._queued_bytes += len(payload)
+        self._cut_after(CLOSE_FLUSH_SECONDS)
         self._schedule_send()
 
     def abandon(self) -> None:
         """The connection is gone: drop whatever is queued and accept nothing more."""
         self.closing = True
-        self._queue.clear()
+        self._clear_queue()
         self._unsent, self._unsent_callbacks = b"", []
-        if self._writable is not None:
-            self._writable.stop()
-            self._writable.close()
-            self._writable = None
+        for watcher in (self._writable, self._deadline):
+            if watcher is not None:
+                watcher.stop()
+                watcher.close()
+        self._writable = self._deadline = None
         self._wake_waiters()
 
     def wait_for_room(self, timeout: float) -> bool:
         """Wait until the queue is at most half full; False on timeout or if the socket is closing."""
-        if len(self._queue) * 2 > self._max_queued:
+        if not self._has_room():
             if self._room is None:
                 self._room = Event()
             self._room.wait(timeout)
-        return len(self._queue) * 2 <= self._max_queued and not self.closing
+        return self._has_room() and not self.closing
 
     def join(self, timeout: float) -> None:
         """Wait until everything queued, the close frame included, has been sent."""
@@ -110,6 +150,26 @@ class SocketTransport:
             if self._idle is None:
                 self._idle = Event()
             self._idle.wait(timeout)
+
+    def _has_room(self) -> bool:
+        return len(self._queue) * 2 <= self._max_frames and self._queued_bytes * 2 <= self._max_bytes
+
+    def _clear_queue(self) -> None:
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._pong = None
+
+    def _cut_after(self, seconds: float) -> None:
+        """(Re)start the close deadline."""
+        if self._deadline is not None:
+            self._deadline.close()
+        self._deadline = gevent.get_hub().loop.timer(seconds)
+        self._deadline.start(self._cut)
+
+    def _cut(self) -> None:
+        """The close deadline passed, or a write failed: nothing queued will reach the peer, the connection ends."""
+        self.abandon()
+        self._on_cut()
 
     def _schedule_send(self) -> None:
         if not self._scheduled:
@@ -130,7 +190,7 @@ class SocketTransport:
                 sent = 0
             except OSError as error:
                 log.debug("socket %s (%s): write failed: %s", self.id, self.peer, error)
-                self.abandon()
+                self._cut()
                 return
             if sent < len(self._unsent):
                 self._unsent = self._unsent[sent:]
@@ -145,6 +205,9 @@ class SocketTransport:
         size = 0
         while self._queue and size < MAX_WRITE_BYTES:
             opcode, payload, on_written = self._queue.popleft()
+            if opcode == OPCODE_PONG:
+                payload, self._pong = self._pong, None
+            self._queued_bytes -= len(payload)
             if opcode == OPCODE_TEXT:
                 kind = frame_type(payload)
                 metrics.frames_sent.count(kind)
@@ -160,7 +223,7 @@ class SocketTransport:
             if on_written is not None:
                 self._unsent_callbacks.append(on_written)
             if opcode == OPCODE_CLOSE:
-                self._queue.clear()
+                self._clear_queue()
                 self._unsent_closes = True
                 break
         self._unsent = b"".join(frames)
@@ -173,12 +236,12 @@ class SocketTransport:
                 callback()
             except Exception:
                 log.exception("socket %s: on_written callback failed", self.id)
-        if self._room is not None and len(self._queue) * 2 <= self._max_queued:
+        if self._room is not None and self._has_room():
             self._room.set()
             self._room = None
         if self._unsent_closes:
             self._unsent_closes = False
-            gevent.spawn_later(CLOSE_GRACE_SECONDS, _shutdown, self._socket)
+            self._cut_after(CLOSE_GRACE_SECONDS)  # the close frame left within CLOSE_FLUSH_SECONDS: now the grace
 
     def _wait_until_writable(self) -> None:
         if self._writable is None:
@@ -194,11 +257,3 @@ class SocketTransport:
             if event is not None:
                 event.set()
         self._room = self._idle = None
-
-
-def _shutdown(sock: socket.socket) -> None:
-    """Cut a connection whose peer did not answer our close frame; its reader then sees the end of the stream."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass

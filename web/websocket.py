@@ -8,13 +8,16 @@ a `WebSocketConnection` and the request greenlet ends. The connection
 watches the socket with a libev watcher; when bytes arrive, a pooled
 greenlet reads them, decodes the frames (`web.framing`) and gives each
 message to its listener. All writes, pongs and close frames included, go
-through the connection's `SocketTransport`.
+through the connection's `SocketTransport`. Every frame the peer sends takes
+a token from the connection's frame rate limit first; once the server has
+decided to close, only the peer's close frame is acted on, and the
+transport's close deadline ends the connection whatever the peer does.
 
 The handshake refuses a browser page whose `Origin` is not allowed (403) and
 a client address over its connection cap (429; its pending handshakes count).
 Its deadlines and budgets are `web.server`'s. `keep_alive` pings every
-connection at an interval and drops those that answered nothing since the
-previous ping: a peer that vanished without a close frame.
+connection at an interval and drops those that did not answer the previous
+ping: a peer that vanished without a close frame, or one that does not read.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import socket
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator, Protocol
@@ -32,6 +35,7 @@ import gevent
 from gevent.monkey import get_original
 from geventwebsocket.handler import WebSocketHandler
 
+from actors.rate_limit import Admission, RateLimiter
 from actors.runtime import run_soon
 from protocol.frames import CloseCode
 from web.framing import (
@@ -41,6 +45,7 @@ from web.framing import (
     OPCODE_PONG,
     OPCODE_TEXT,
     FrameDecoder,
+    FrameRateExceeded,
     InvalidUtf8,
     MessageTooLarge,
     ProtocolError,
@@ -57,6 +62,9 @@ READ_BUFFER_BYTES = 1024  # the handshake's reader; frames are read in RECEIVE_B
 RECEIVE_BYTES = 64 * 1024
 CLOSE_FLUSH_TIMEOUT = 2.0
 PINGS_PER_TURN = 256
+# read after a framing error, for the rest of a frame on its way (a peer learns of a limit only from our close)
+# and the peer's close; a peer that sends more is not closing, and nothing more is read from it
+DISCARD_BYTES = 1024 * 1024
 NO_STATUS = 1005
 _READ = 1
 
@@ -100,7 +108,7 @@ class ConnectionRegistry:
 
 
 def keep_alive(registry: ConnectionRegistry, interval: float) -> None:
-    """Forever: every `interval` seconds ping each connection, and drop those silent since the last ping."""
+    """Forever: every `interval` seconds ping each connection, and drop those that did not answer the last ping."""
     while True:
         gevent.sleep(interval)
         for count, connection in enumerate(registry, 1):
@@ -121,8 +129,8 @@ class WebSocketConnection:
     """One upgraded socket: reads when readable, hands messages to a listener, answers control frames."""
 
     __slots__ = (
-        "transport", "peer", "_socket", "_already_read", "_decoder", "_listener", "_watcher", "_registry",
-        "_finished", "_discarding", "_heard_at", "_pinged_at",
+        "transport", "peer", "_socket", "_already_read", "_decoder", "_frame_rate", "_listener", "_watcher",
+        "_registry", "_finished", "_discarding", "_discard_left", "_deaf", "_awaited_pong",
     )  # fmt: skip
 
     def __init__(self, peer: str, max_message_bytes: int, registry: ConnectionRegistry):
@@ -130,24 +138,33 @@ class WebSocketConnection:
         self.transport: SocketTransport | None = None  # set by accept()
         self._socket: RawSocket | None = None  # set by adopt()
         self._already_read = b""
-        self._decoder = FrameDecoder(max_message_bytes)
+        self._decoder = FrameDecoder(max_message_bytes, admit_frame=self._admit_frame)
+        self._frame_rate: RateLimiter | None = None  # set by accept()
         self._listener: Listener | None = None
         self._watcher = None
         self._registry = registry
         self._finished = False
         self._discarding = False  # after a framing error: read only to see the end of the stream
-        self._heard_at = time.monotonic()  # when bytes last arrived
-        self._pinged_at: float | None = None
+        self._discard_left = DISCARD_BYTES
+        self._deaf = False  # over the frame rate: read nothing more, the close deadline ends the connection
+        self._awaited_pong: bytes | None = None  # the payload of our last ping, until the peer's pong echoes it
 
     def adopt(self, sock: RawSocket, already_read: bytes) -> None:
         """Own `sock`; `already_read` is what the handshake's reader had buffered past the request."""
         self._socket = sock
         self._already_read = already_read
 
-    def accept(self, listener: Listener, max_queued_frames: int) -> SocketTransport:
-        """Called by the application: messages go to `listener`; returns the transport that writes to the socket."""
+    def accept(
+        self, listener: Listener, max_queued_frames: int, max_queued_bytes: int, frame_rate: RateLimiter
+    ) -> SocketTransport:
+        """Called by the application: messages go to `listener`, every frame the peer sends (control frames
+        and fragments included, before and after login) takes a token from `frame_rate`, or the connection is
+        closed with 4429; returns the transport that writes to the socket."""
         self._listener = listener
-        self.transport = SocketTransport(self._socket, self.peer, max_queued_frames)
+        self._frame_rate = frame_rate
+        self.transport = SocketTransport(
+            self._socket, self.peer, max_queued_frames, max_queued_bytes, lambda: run_soon(self._finish)
+        )
         return self.transport
 
     def start(self) -> None:
@@ -180,45 +197,66 @@ class WebSocketConnection:
         if not data:
             self._finish()
             return
-        self._heard_at = time.monotonic()
         try:
             if not self._discarding:
                 self._dispatch(data)
+            else:
+                self._discard_left -= len(data)
+                self._deaf = self._discard_left < 0  # a peer that keeps sending is not closing: stop reading
         except Exception:
             log.exception("socket %s: failed to handle a frame; closing", self.transport.id)
             self._fail(CloseCode.INTERNAL_ERROR, "internal error")
-        if not self._finished:
+        if not self._finished and not self._deaf:
             self._watcher.start(self._on_readable)
 
     def ping_or_drop(self) -> None:
-        """Drop the connection if nothing came since the previous ping, else ping it (see `keep_alive`)."""
-        if self._finished or self.transport is None:
-            return
-        if self._pinged_at is not None and self._heard_at < self._pinged_at:
+        """Drop the connection if it did not answer the previous ping, else ping it (see `keep_alive`).
+
+        Only a pong that echoes our ping's random payload counts: the ping is queued behind everything sent
+        before it, so the answer also proves the peer read all of that. A peer that sends but does not read,
+        or reads too slowly to drain its queue within a round, is dropped like one that vanished.
+        """
+        if self._finished or self.transport is None or self.transport.closing:
+            return  # a closing connection ends by the close deadline
+        if self._awaited_pong is not None:
             log.info("socket %s (%s): no answer to a ping; dropping the connection", self.transport.id, self.peer)
-            self.transport.abandon()  # the peer is gone: nothing queued will reach it
+            self.transport.abandon()  # the peer is gone or does not read: nothing queued will reach it
             self._finish()
             return
-        self._pinged_at = time.monotonic()
-        self.transport.send_control(OPCODE_PING, b"")
+        self._awaited_pong = os.urandom(8)
+        self.transport.send_control(OPCODE_PING, self._awaited_pong)
+
+    def _admit_frame(self) -> bool:
+        return self._frame_rate.admit() is Admission.ADMITTED
 
     def _dispatch(self, data: bytes) -> None:
         try:
             self._handle_messages(self._decoder.feed(data))
+        except FrameRateExceeded as error:
+            self._handle_messages(error.decoded)
+            log.info("socket %s (%s): frames over the rate limit; closing", self.transport.id, self.peer)
+            self._deaf = True
+            self.transport.close(CloseCode.RATE_LIMITED, "too many frames")
         except ProtocolError as error:
             self._handle_messages(error.decoded)  # the frames before the bad one are valid
             self._refuse(error)
 
     def _handle_messages(self, messages: list[tuple[int, str | bytes]]) -> None:
+        """Hand data messages to the listener and answer pings, until the server closes: from then on only the
+        peer's close frame counts."""
         for opcode, payload in messages:
             if self._finished or self._discarding:
                 return
-            if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
+            if opcode == OPCODE_CLOSE:
+                self._on_close_frame(payload)
+            elif self.transport.closing:
+                continue
+            elif opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
                 self._listener.on_message(payload)
             elif opcode == OPCODE_PING:
                 self.transport.send_control(OPCODE_PONG, payload)
-            elif opcode == OPCODE_CLOSE:
-                self._on_close_frame(payload)
+            elif opcode == OPCODE_PONG and payload == self._awaited_pong:
+                self._awaited_pong = None
 
     def _on_close_frame(self, payload: bytes) -> None:
         if self.transport.closing:

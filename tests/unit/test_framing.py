@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from web.framing import (
     MAX_CLOSE_REASON_BYTES,
     MAX_CONTROL_PAYLOAD,
+    MAX_FRAGMENTS,
     OPCODE_BINARY,
     OPCODE_CLOSE,
     OPCODE_CONTINUATION,
@@ -22,6 +23,7 @@ from web.framing import (
     OPCODE_PONG,
     OPCODE_TEXT,
     FrameDecoder,
+    FrameRateExceeded,
     InvalidUtf8,
     MessageTooLarge,
     ProtocolError,
@@ -512,6 +514,95 @@ def test_many_small_fragments_over_the_limit_are_too_large(opcode: int) -> None:
     )
     assert decoder.feed(data) == []
     _raises_exactly(MessageTooLarge, decoder, client_frame(OPCODE_CONTINUATION, b"z", fin=True))
+
+
+def fragmented(opcode: int, pieces: list[bytes]) -> bytes:
+    """One message in len(pieces) frames."""
+    return b"".join(
+        client_frame(opcode if index == 0 else OPCODE_CONTINUATION, piece, fin=index == len(pieces) - 1)
+        for index, piece in enumerate(pieces)
+    )
+
+
+@pytest.mark.parametrize("opcode", [OPCODE_TEXT, OPCODE_BINARY])
+def test_a_message_in_exactly_max_fragments_is_accepted(opcode: int) -> None:
+    decoder = FrameDecoder(LARGE_LIMIT, max_fragments=4)
+    assert decoder.feed(fragmented(opcode, [b"a", b"", b"b", b"c"])) == [
+        (opcode, "abc" if opcode == OPCODE_TEXT else b"abc")
+    ]
+
+
+@pytest.mark.parametrize("opcode", [OPCODE_TEXT, OPCODE_BINARY])
+def test_one_fragment_more_is_too_large_from_its_header_even_when_empty(opcode: int) -> None:
+    decoder = FrameDecoder(LARGE_LIMIT, max_fragments=4)
+    data = fragmented(opcode, [b"a", b"", b"b", b"c"])[: -len(client_frame(OPCODE_CONTINUATION, b"c"))]
+    data += client_frame(OPCODE_CONTINUATION, b"", fin=False)  # the fourth frame, not the last
+    assert decoder.feed(data) == []
+    _raises_exactly(MessageTooLarge, decoder, header_of(client_frame(OPCODE_CONTINUATION, b""))[:2])
+
+
+def test_the_default_fragment_cap_stops_a_bomb_of_empty_continuations() -> None:
+    bomb = client_frame(OPCODE_TEXT, b"{", fin=False) + client_frame(OPCODE_CONTINUATION, b"", fin=False) * 1000
+    with pytest.raises(MessageTooLarge) as info:
+        FrameDecoder(LARGE_LIMIT).feed(bomb)
+    assert str(MAX_FRAGMENTS) in str(info.value)
+
+
+class Admissions:
+    """An `admit_frame` that admits `allowed` frames, then refuses every one; counts the calls."""
+
+    def __init__(self, allowed: int):
+        self.allowed = allowed
+        self.calls = 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls <= self.allowed
+
+
+def test_every_frame_is_admitted_control_frames_and_fragments_included() -> None:
+    admissions = Admissions(100)
+    data = fragmented(OPCODE_TEXT, [b"a", b"b", b"c"]) + client_frame(OPCODE_PING, b"") + client_frame(OPCODE_PONG, b"")
+    data += client_frame(OPCODE_BINARY, b"d")
+    assert FrameDecoder(LARGE_LIMIT, admit_frame=admissions).feed(data) == [
+        (OPCODE_TEXT, "abc"),
+        (OPCODE_PING, b""),
+        (OPCODE_PONG, b""),
+        (OPCODE_BINARY, b"d"),
+    ]
+    assert admissions.calls == 6
+
+
+def test_a_frame_refused_admission_raises_with_the_messages_before_it_and_is_not_decoded() -> None:
+    admissions = Admissions(3)
+    data = client_frame(OPCODE_PING, b"1") + client_frame(OPCODE_TEXT, "two") + client_frame(OPCODE_PING, b"3")
+    data += client_frame(OPCODE_TEXT, "not valid \xff".encode("latin-1"))  # would be InvalidUtf8 if decoded
+    with pytest.raises(FrameRateExceeded) as info:
+        FrameDecoder(LARGE_LIMIT, admit_frame=admissions).feed(data)
+    assert info.value.decoded == [(OPCODE_PING, b"1"), (OPCODE_TEXT, "two"), (OPCODE_PING, b"3")]
+    assert admissions.calls == 4
+
+
+def test_a_frame_arriving_byte_by_byte_is_admitted_once_when_it_is_whole() -> None:
+    admissions = Admissions(1)
+    decoder = FrameDecoder(LARGE_LIMIT, admit_frame=admissions)
+    frame = client_frame(OPCODE_TEXT, "x" * 300)
+    for index in range(len(frame) - 1):
+        assert decoder.feed(frame[index : index + 1]) == []
+    assert admissions.calls == 0
+    assert decoder.feed(frame[-1:]) == [(OPCODE_TEXT, "x" * 300)]
+    assert admissions.calls == 1
+
+
+def test_a_large_frame_fed_in_small_pieces_is_appended_to_not_copied_whole_at_every_piece() -> None:
+    decoder = FrameDecoder(LARGE_LIMIT)
+    frame = client_frame(OPCODE_BINARY, pattern(65536))
+    decoder.feed(frame[:100])
+    pending = decoder._pending
+    for start in range(100, len(frame) - 1, 100):
+        decoder.feed(frame[start : min(start + 100, len(frame) - 1)])
+    assert decoder._pending is pending  # one buffer grown in place: linear, where a copy per read was quadratic
+    assert decoder.feed(frame[-1:]) == [(OPCODE_BINARY, pattern(65536))]
 
 
 def test_the_limit_counts_bytes_not_characters() -> None:

@@ -86,6 +86,12 @@ def test_a_content_byte_burst_too_small_for_the_largest_message_is_refused_at_st
     assert "[limits] content_bytes_burst = 3999" in message and "max_content_chars (1000)" in message
 
 
+def test_socket_budget_defaults(config):
+    limits = load(config("")).limits
+    assert (limits.send_queue_frames, limits.send_queue_bytes) == (1000, 4 * 1024 * 1024)
+    assert (limits.socket_frames_per_second, limits.socket_frame_burst) == (1000, 5000)
+
+
 def test_zero_turns_off_pings_and_the_address_cap(config):
     settings = load(config("[server]\nping_interval = 0\n[limits]\nconnections_per_address = 0\n"))
     assert settings.server.ping_interval == 0 and settings.limits.connections_per_address == 0
@@ -203,6 +209,9 @@ def test_booleans(config, raw, expected):
         ("REALTIME_LIMITS_CONTENT_BYTES_BURST", "many", "[limits] content_bytes_burst"),
         ("REALTIME_LIMITS_SOCKETS_PER_USER", "0", "[limits] sockets_per_user"),
         ("REALTIME_LIMITS_CONNECTIONS_PER_ADDRESS", "-1", "[limits] connections_per_address"),
+        ("REALTIME_LIMITS_SEND_QUEUE_BYTES", "0", "[limits] send_queue_bytes"),
+        ("REALTIME_LIMITS_SOCKET_FRAMES_PER_SECOND", "0", "[limits] socket_frames_per_second"),
+        ("REALTIME_LIMITS_SOCKET_FRAME_BURST", "1.5", "[limits] socket_frame_burst"),
     ],
 )
 def test_invalid_environment_value(config, name, raw, named):
