@@ -21,7 +21,7 @@ from gevent.event import Event
 
 import metrics
 from protocol.frames import CloseCode, error_code, frame_type
-from web.framing import OPCODE_CLOSE, OPCODE_TEXT, close_payload, encode_frame
+from web.framing import OPCODE_BINARY, OPCODE_CLOSE, OPCODE_TEXT, close_payload, encode_frame
 
 log = logging.getLogger(__name__)
 _transport_ids = itertools.count(1)
@@ -43,7 +43,7 @@ class SocketTransport:
         self.closing = False  # a close frame is queued or sent, or the connection is gone
         self._socket = sock
         self._max_queued = max_queued
-        # (opcode, payload, on_written): text payloads are str, encoded when sent; control payloads are bytes
+        # (opcode, payload, on_written): text payloads are str, encoded when sent; the others are bytes
         self._queue: deque[tuple[int, str | bytes, Callable[[], None] | None]] = deque()
         self._unsent = b""  # frames taken from the queue that the kernel has not accepted yet
         self._unsent_callbacks: list[Callable[[], None]] = []
@@ -53,9 +53,10 @@ class SocketTransport:
         self._idle: Event | None = None  # created only while someone waits for everything to be sent
         self._room: Event | None = None  # created only while someone waits for the queue to drain
 
-    def write(self, text: str, on_written: Callable[[], None] | None = None) -> bool:
-        """Send a text frame, or queue it if the socket cannot take it now; `on_written()` runs once the
-        kernel has it. Returns False if the socket is closing or was just closed for being too slow.
+    def write(self, message: str | bytes, on_written: Callable[[], None] | None = None) -> bool:
+        """Send a text frame (`str`) or a binary one (`bytes`), or queue it if the socket cannot take it now;
+        `on_written()` runs once the kernel has it. Returns False if the socket is closing or was just closed
+        for being too slow.
         """
         if self.closing:
             return False
@@ -66,7 +67,7 @@ class SocketTransport:
             self._queue.clear()
             self.close(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
             return False
-        self._queue.append((OPCODE_TEXT, text, on_written))
+        self._queue.append((OPCODE_BINARY if isinstance(message, bytes) else OPCODE_TEXT, message, on_written))
         self._schedule_send()
         return True
 
