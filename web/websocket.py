@@ -121,7 +121,7 @@ class WebSocketConnection:
 
     __slots__ = (
         "transport", "peer", "_socket", "_already_read", "_decoder", "_listener", "_watcher", "_registry",
-        "_finished", "_discarding", "_heard_at", "_pinged_at",
+        "_finished", "_heard_at", "_pinged_at",
     )  # fmt: skip
 
     def __init__(self, peer: str, max_message_bytes: int, registry: ConnectionRegistry):
@@ -134,7 +134,6 @@ class WebSocketConnection:
         self._watcher = None
         self._registry = registry
         self._finished = False
-        self._discarding = False  # after a framing error: read only to see the end of the stream
         self._heard_at = time.monotonic()  # when bytes last arrived
         self._pinged_at: float | None = None
 
@@ -181,8 +180,7 @@ class WebSocketConnection:
             return
         self._heard_at = time.monotonic()
         try:
-            if not self._discarding:
-                self._dispatch(data)
+            self._dispatch(data)
         except Exception:
             log.exception("socket %s: failed to handle a frame; closing", self.transport.id)
             self._fail(CloseCode.INTERNAL_ERROR, "internal error")
@@ -202,33 +200,38 @@ class WebSocketConnection:
         self.transport.send_control(OPCODE_PING, b"")
 
     def _dispatch(self, data: bytes) -> None:
+        if self.transport.closing:
+            self._decoder.discard_until_close()
         try:
-            self._handle_messages(self._decoder.feed(data))
+            messages = self._decoder.feed(data)
         except ProtocolError as error:
             self._handle_messages(error.decoded)  # the frames before the bad one are valid
             self._refuse(error)
+            messages = self._decoder.feed(b"")  # the rest of this read may hold the peer's close already
+        self._handle_messages(messages)
 
     def _handle_messages(self, messages: list[tuple[int, str | bytes]]) -> None:
         for opcode, payload in messages:
-            if self._finished or self._discarding:
+            if self._finished:
                 return
-            if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
+            if opcode == OPCODE_CLOSE:
+                self._on_close_frame(payload)
+            elif self.transport.closing:
+                continue  # we are closing: only the peer's close matters now
+            elif opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
                 self._listener.on_message(payload)
             elif opcode == OPCODE_PING:
                 self.transport.send_control(OPCODE_PONG, payload)
-            elif opcode == OPCODE_CLOSE:
-                self._on_close_frame(payload)
 
     def _on_close_frame(self, payload: bytes) -> None:
-        if self.transport.closing:
-            self._finish()  # the answer to our close: the handshake is complete
-            return
-        try:
-            code = parse_close(payload)
-        except ProtocolError as error:
-            self._refuse(error)
-            return
-        self.transport.close(1000 if code == NO_STATUS else code)
+        """The peer's close ends the connection: answer it, unless it answers ours, then close TCP at once."""
+        if not self.transport.closing:
+            try:
+                code = parse_close(payload)
+            except ProtocolError as error:
+                self._refuse(error)
+            else:
+                self.transport.close(1000 if code == NO_STATUS else code)
         self._finish()
 
     def _refuse(self, error: ProtocolError) -> None:
@@ -242,9 +245,10 @@ class WebSocketConnection:
             self._fail(1002, "protocol error")
 
     def _fail(self, code: int, reason: str) -> None:
-        """Close with `code` and stop decoding; the connection ends when the peer answers or the grace period ends."""
-        self._discarding = True
+        """Close with `code`; from then on only the peer's close is decoded, and it ends the connection at once
+        (else the grace period does)."""
         self.transport.close(code, reason)
+        self._decoder.discard_until_close()
 
     def _finish(self) -> None:
         """The connection is over: tell the listener, flush what is queued, release the socket."""
