@@ -23,6 +23,10 @@ MAX_CLOSE_REASON_BYTES = MAX_CONTROL_PAYLOAD - 2
 _DATA_OPCODES = (OPCODE_TEXT, OPCODE_BINARY)
 _CONTROL_OPCODES = (OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG)
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
+# Frames a closing connection skips while it waits for the peer's close. An honest peer has a few in flight;
+# one that sends more is not answering, and the rest of what it sends is dropped unparsed until TCP is cut.
+MAX_FRAMES_BEFORE_CLOSE = 1000
+_SKIP_EVERYTHING = 1 << 64
 
 
 class ProtocolError(Exception):
@@ -59,13 +63,14 @@ class FrameDecoder:
 
     __slots__ = (
         "max_message_bytes", "_pending", "_closing", "_frame_remaining", "_frame_fin", "_frame_mask",
-        "_frame_offset", "_message_opcode", "_message", "_message_size", "_utf8",
+        "_frame_offset", "_message_opcode", "_message", "_message_size", "_utf8", "_frames_to_skip",
     )  # fmt: skip
 
     def __init__(self, max_message_bytes: int):
         self.max_message_bytes = max_message_bytes
         self._pending = b""  # the start of a header, or of a control frame, whose end has not arrived yet
         self._closing = False  # only the peer's close frame matters now
+        self._frames_to_skip = MAX_FRAMES_BEFORE_CLOSE  # in closing mode
         # a data frame whose payload is still arriving (in closing mode: the bytes left to skip)
         self._frame_remaining = 0
         self._frame_fin = False
@@ -215,6 +220,9 @@ class FrameDecoder:
                 break
             length, payload_at = header
             frame_end = payload_at + (4 if buffer[position + 1] & 0x80 else 0) + length
+            self._frames_to_skip -= 1
+            if not self._frames_to_skip:
+                frame_end = position + _SKIP_EVERYTHING
             if end < frame_end:
                 self._frame_remaining, position = frame_end - end, end
             else:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from web.framing import (
     MAX_CLOSE_REASON_BYTES,
     MAX_CONTROL_PAYLOAD,
+    MAX_FRAMES_BEFORE_CLOSE,
     OPCODE_BINARY,
     OPCODE_CLOSE,
     OPCODE_CONTINUATION,
@@ -710,6 +711,22 @@ def test_when_closing_a_close_frame_of_any_size_or_content_ends_it_from_its_firs
     decoder.discard_until_close()
     assert decoder.feed(close[:1]) == []
     assert decoder.feed(close[1:2]) == [(OPCODE_CLOSE, b"")]
+
+
+def test_up_to_the_cap_of_frames_before_the_peers_close_are_skipped() -> None:
+    decoder = FrameDecoder(SMALL_LIMIT)
+    decoder.discard_until_close()
+    pings = client_frame(OPCODE_PING, b"", mask=None) * (MAX_FRAMES_BEFORE_CLOSE - 1)
+    assert feed_in_chunks(decoder, pings + CLOSE, [len(pings) // 2]) == [(OPCODE_CLOSE, b"")]
+
+
+def test_a_peer_that_sends_more_frames_than_the_cap_before_its_close_is_not_parsed_any_further() -> None:
+    """Skipping costs a little per frame: past the cap, bytes are dropped unparsed until TCP is cut."""
+    decoder = FrameDecoder(SMALL_LIMIT)
+    decoder.discard_until_close()
+    pings = client_frame(OPCODE_PING, b"", mask=None) * MAX_FRAMES_BEFORE_CLOSE
+    assert feed_in_chunks(decoder, pings + CLOSE, [len(pings) // 2]) == []
+    assert decoder.feed(CLOSE) == []
 
 
 def test_closing_drops_a_message_in_progress_and_skips_its_remaining_fragments() -> None:
