@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import pytest
 
 from settings import SCHEMA
+from storage import MessageDraft
 from tests.attack import Bystander, assert_rss_growth_bounded, rss_kib
 from tests.conftest import ServerFactory
 from tests.server import ServerProcess
@@ -251,11 +252,13 @@ def test_history_pages_requested_by_a_socket_that_never_reads_close_it_with_1013
     the send queue closes the socket instead, long before the frame budget would."""
     server = make_server().start()
     attacker_id, peer_id, bystander_id = server.add_users(3)
-    with server.connect(peer_id) as peer:
-        for n in range(HISTORY_MESSAGES):
-            peer.message(attacker_id, HISTORY_CONTENT, f"h-{n}")
-        for n in range(HISTORY_MESSAGES):
-            peer.expect("message_sent", clientMsgId=f"h-{n}")
+    # stored directly: the default send limits stop a client that sends 400,000 characters at once
+    server.storage.store_messages(
+        [
+            MessageDraft(peer_id, attacker_id, HISTORY_CONTENT, f"h-{n}", int(time.time() * 1000))
+            for n in range(HISTORY_MESSAGES)
+        ]
+    )
     before = Before(server, 1013)
     request = json_frame({"type": "history", "with": peer_id, "limit": 100})
     with Bystander(server, bystander_id) as bystander, Attacker(server) as attacker:

@@ -1,14 +1,15 @@
 """WebSocket framing (RFC 6455) as pure functions: bytes in, messages out, and back.
 
 `FrameDecoder` is fed whatever bytes the socket had and returns the complete
-messages in them, keeping a partial frame for the next call, so a socket can
-be read when it is readable instead of by a greenlet parked on it. Nothing
+messages in them, carrying a partial frame over to the next call, so a socket
+can be read when it is readable instead of by a greenlet parked on it. Nothing
 here touches a socket, which is what lets the unit tests cover every
 malformed frame directly.
 """
 
 from __future__ import annotations
 
+import codecs
 import struct
 from typing import Callable
 
@@ -20,11 +21,16 @@ OPCODE_PING = 0x9
 OPCODE_PONG = 0xA
 MAX_CONTROL_PAYLOAD = 125
 MAX_CLOSE_REASON_BYTES = MAX_CONTROL_PAYLOAD - 2
-# frames in one fragmented message: a 64 KiB message in 512-byte pieces. Browsers never fragment what they send,
-# and the list of fragments must stay short however small each one is (a zero-length continuation is 6 bytes)
-MAX_FRAGMENTS = 128
 _DATA_OPCODES = (OPCODE_TEXT, OPCODE_BINARY)
 _CONTROL_OPCODES = (OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG)
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+# frames in one fragmented message: a 64 KiB message in 512-byte pieces. Browsers never fragment what they send,
+# and the fragments of a message must stay few however small each one is (a zero-length continuation is 6 bytes)
+MAX_FRAGMENTS = 128
+# Frames a closing connection skips while it waits for the peer's close. An honest peer has a few in flight;
+# one that sends more is not answering, and the rest of what it sends is dropped unparsed until TCP is cut.
+MAX_FRAMES_BEFORE_CLOSE = 1000
+_SKIP_EVERYTHING = 1 << 64
 
 
 class ProtocolError(Exception):
@@ -60,15 +66,20 @@ class FrameDecoder:
     """Turns the bytes a client sends into messages: `(opcode, payload)` pairs.
 
     Text messages come out as `str`, binary ones as `bytes`, control frames
-    (close, ping, pong) as `bytes`; fragments are reassembled. Every frame,
-    control and continuation frames included, is first passed to
-    `admit_frame` (a rate limit). Errors raise a `ProtocolError` subclass,
-    after which the decoder must not be fed again.
+    (close, ping, pong) as `bytes`; fragments are reassembled, at most
+    `max_fragments` to a message. Every frame, control and continuation frames
+    included, is first passed to `admit_frame` (a rate limit). A data frame
+    whose payload spans several reads is taken as it arrives, and a text
+    message is checked as UTF-8 incrementally: invalid text raises in the read
+    that brings the offending byte, not when the message ends (RFC 6455 8.1:
+    fail fast). Errors raise a `ProtocolError` subclass; after one, the
+    connection closes and calls `discard_until_close`.
     """
 
     __slots__ = (
-        "max_message_bytes", "max_fragments", "_admit_frame", "_pending", "_fragments", "_fragments_opcode",
-        "_fragments_size",
+        "max_message_bytes", "max_fragments", "_admit_frame", "_pending", "_closing", "_frame_remaining",
+        "_frame_fin", "_frame_mask", "_frame_offset", "_message_opcode", "_message", "_message_size",
+        "_message_fragments", "_utf8", "_frames_to_skip",
     )  # fmt: skip
 
     def __init__(
@@ -80,98 +91,179 @@ class FrameDecoder:
         self.max_message_bytes = max_message_bytes
         self.max_fragments = max_fragments
         self._admit_frame = admit_frame
-        # the start of a frame whose end has not arrived yet; a bytearray, so that a frame arriving in many
-        # small reads is appended to rather than copied whole at every read
-        self._pending = bytearray()
-        self._fragments: list[bytes] = []
-        self._fragments_opcode = 0  # opcode of the fragmented message in progress, 0 if none
-        self._fragments_size = 0
+        self._pending = b""  # the start of a header, or of a control frame, whose end has not arrived yet
+        self._closing = False  # only the peer's close frame matters now
+        self._frames_to_skip = MAX_FRAMES_BEFORE_CLOSE  # in closing mode
+        # a data frame whose payload is still arriving (in closing mode: the bytes left to skip)
+        self._frame_remaining = 0
+        self._frame_fin = False
+        self._frame_mask = b""
+        self._frame_offset = 0  # payload bytes of that frame already taken, for the mask's phase
+        # a message assembled from fragments, or from a frame that spans reads (opcode 0: none)
+        self._message_opcode = 0
+        self._message = bytearray()  # one buffer, however small the pieces it arrives in
+        self._message_size = 0
+        self._message_fragments = 0
+        self._utf8: codecs.IncrementalDecoder | None = None  # a text message's incremental validator
 
     def feed(self, data: bytes) -> list[tuple[int, str | bytes]]:
         """The messages `data` completes, in order; raises a `ProtocolError` carrying those before a bad frame."""
         messages: list[tuple[int, str | bytes]] = []
-        if self._pending:
-            self._pending += data
-            data = self._pending
+        buffer = self._pending + data if self._pending else data
         try:
-            self._decode(data, messages)
+            if self._closing:
+                self._find_close(buffer, messages)
+            else:
+                self._decode(buffer, messages)
         except ProtocolError as error:
             error.decoded = messages
             raise
         return messages
 
-    def _decode(self, buffer: bytes | bytearray, messages: list[tuple[int, str | bytes]]) -> None:
+    def discard_until_close(self) -> None:
+        """The connection is closing: from now on hand out only the peer's close frame, and skip every other
+        frame, unchecked and unbuffered (the rest of a frame in progress included)."""
+        self._closing = True
+        self._end_message()
+
+    def _decode(self, buffer: bytes, messages: list[tuple[int, str | bytes]]) -> None:
         position, end = 0, len(buffer)
-        while end - position >= 2:
-            first, second = buffer[position], buffer[position + 1]
-            if first & 0x70:
-                raise ProtocolError("reserved bits set")
-            if not second & 0x80:
-                raise ProtocolError("client frames must be masked")
-            opcode, length, header = first & 0x0F, second & 0x7F, 2
-            if length == 126:
-                if end - position < 4:
-                    break
-                length, header = int.from_bytes(buffer[position + 2 : position + 4], "big"), 4
-            elif length == 127:
-                if end - position < 10:
-                    break
-                length, header = int.from_bytes(buffer[position + 2 : position + 10], "big"), 10
-            self._check_header(opcode, bool(first & 0x80), length)
-            payload_at = position + header + 4
-            if end - payload_at < length:
-                break
-            if not self._admit_frame():
-                raise FrameRateExceeded("frames faster than the rate limit")
-            payload = _unmask(buffer[payload_at : payload_at + length], buffer[payload_at - 4 : payload_at])
-            position = payload_at + length
-            message = self._complete(opcode, bool(first & 0x80), payload)
-            if message is not None:
-                messages.append(message)
-        if position == end:
-            self._pending = bytearray()
-        elif position or buffer is not self._pending:
-            self._pending = bytearray(buffer[position:])
+        try:
+            if self._frame_remaining:
+                chunk, position = self._take_payload(buffer, 0)
+                self._add_payload(chunk, messages)
+            while end - position >= 2:
+                first, second = buffer[position], buffer[position + 1]
+                if first & 0x70:
+                    raise ProtocolError("reserved bits set")
+                if not second & 0x80:
+                    raise ProtocolError("client frames must be masked")
+                length, mask_at = second & 0x7F, position + 2
+                if length > 125:
+                    header = _payload_length(buffer, position, end)
+                    if header is None:
+                        break
+                    length, mask_at = header
+                opcode, fin, payload_at = first & 0x0F, bool(first & 0x80), mask_at + 4
+                self._check_header(opcode, fin, length)
+                if end - payload_at >= length:
+                    self._admit()
+                    payload = _unmask(buffer[payload_at : payload_at + length], buffer[mask_at:payload_at])
+                    position = payload_at + length
+                    message = self._complete(opcode, fin, payload)
+                    if message is not None:
+                        messages.append(message)
+                elif opcode in _CONTROL_OPCODES or end < payload_at:
+                    break  # a control frame is taken whole, a header with its mask key
+                else:  # a data frame still arriving: take its payload as it comes
+                    self._admit()
+                    self._next_fragment(opcode)
+                    self._message_size += length
+                    self._frame_remaining, self._frame_fin, self._frame_offset = length, fin, 0
+                    self._frame_mask = buffer[mask_at:payload_at]
+                    chunk, position = self._take_payload(buffer, payload_at)
+                    self._add_payload(chunk, messages)
+        finally:
+            self._pending = buffer[position:] if position < end else b""
 
     def _check_header(self, opcode: int, fin: bool, length: int) -> None:
         if opcode in _CONTROL_OPCODES:
             if length > MAX_CONTROL_PAYLOAD or not fin:
                 raise ProtocolError("control frames must be whole and at most 125 bytes")
         elif opcode in _DATA_OPCODES:
-            if self._fragments_opcode:
+            if self._message_opcode:
                 raise ProtocolError("new message inside a fragmented one")
             if length > self.max_message_bytes:
                 raise MessageTooLarge(f"message of {length} bytes")
         elif opcode == OPCODE_CONTINUATION:
-            if not self._fragments_opcode:
+            if not self._message_opcode:
                 raise ProtocolError("continuation frame outside a fragmented message")
-            if len(self._fragments) >= self.max_fragments:
+            if self._message_fragments >= self.max_fragments:
                 raise MessageTooLarge(f"message in more than {self.max_fragments} fragments")
-            if self._fragments_size + length > self.max_message_bytes:
-                raise MessageTooLarge(f"message of at least {self._fragments_size + length} bytes")
+            if self._message_size + length > self.max_message_bytes:
+                raise MessageTooLarge(f"message of at least {self._message_size + length} bytes")
         else:
             raise ProtocolError(f"unknown opcode {opcode}")
 
     def _complete(self, opcode: int, fin: bool, payload: bytes) -> tuple[int, str | bytes] | None:
-        """The message this frame completes, if any."""
+        """The message this whole frame completes, if any."""
         if opcode in _CONTROL_OPCODES:
             return opcode, payload
-        if not fin:
-            if opcode != OPCODE_CONTINUATION:
-                self._fragments_opcode = opcode
-            self._fragments.append(payload)
-            self._fragments_size += len(payload)
-            return None
+        if fin and opcode != OPCODE_CONTINUATION:  # a message in one frame: the common case
+            return opcode, _utf8_text(payload) if opcode == OPCODE_TEXT else payload
+        self._next_fragment(opcode)
+        self._message_size += len(payload)
+        return self._append(payload, fin)
+
+    def _take_payload(self, buffer: bytes, at: int) -> tuple[bytes, int]:
+        """The part of the arriving frame's payload that `buffer` holds from `at`, unmasked, and where it ends."""
+        size = min(self._frame_remaining, len(buffer) - at)
+        phase = self._frame_offset % 4
+        chunk = _unmask(buffer[at : at + size], self._frame_mask[phase:] + self._frame_mask[:phase])
+        self._frame_remaining -= size
+        self._frame_offset += size
+        return chunk, at + size
+
+    def _add_payload(self, chunk: bytes, messages: list[tuple[int, str | bytes]]) -> None:
+        message = self._append(chunk, self._frame_fin and not self._frame_remaining)
+        if message is not None:
+            messages.append(message)
+
+    def _admit(self) -> None:
+        """Take the frame about to be consumed through the rate limit (once per frame, however it arrives)."""
+        if not self._admit_frame():
+            raise FrameRateExceeded("frames faster than the rate limit")
+
+    def _next_fragment(self, opcode: int) -> None:
+        """A frame of a fragmented message is being consumed: the first starts the message, the others count."""
         if opcode == OPCODE_CONTINUATION:
-            self._fragments.append(payload)
-            opcode, payload = self._fragments_opcode, b"".join(self._fragments)
-            self._fragments, self._fragments_opcode, self._fragments_size = [], 0, 0
-        if opcode == OPCODE_BINARY:
-            return opcode, payload
-        try:
-            return opcode, payload.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidUtf8("text message is not valid UTF-8") from None
+            self._message_fragments += 1
+            return
+        self._message_opcode, self._message_fragments = opcode, 1
+        self._utf8 = _utf8_decoder() if opcode == OPCODE_TEXT else None
+
+    def _append(self, payload: bytes, last: bool) -> tuple[int, str | bytes] | None:
+        """Add the next piece of the message in progress; the message, if `last` ends it."""
+        if self._utf8 is not None:
+            try:
+                self._utf8.decode(payload, last)  # only validates: the text is decoded whole at the end
+            except UnicodeDecodeError:
+                raise InvalidUtf8("text message is not valid UTF-8") from None
+        self._message += payload
+        if not last:
+            return None
+        opcode, message = self._message_opcode, self._message
+        self._end_message()
+        return opcode, message.decode("utf-8") if opcode == OPCODE_TEXT else bytes(message)
+
+    def _end_message(self) -> None:
+        self._message_opcode, self._message, self._message_size, self._utf8 = 0, bytearray(), 0, None
+        self._message_fragments = 0
+
+    def _find_close(self, buffer: bytes, messages: list[tuple[int, str | bytes]]) -> None:
+        """Closing mode: skip frames, whatever they hold, up to the peer's close frame. That comes out as soon as
+        its first two bytes are here, with an empty payload: it ends the connection, whatever it says."""
+        end = len(buffer)
+        position = min(self._frame_remaining, end)
+        self._frame_remaining -= position
+        while end - position >= 2:
+            if buffer[position] & 0x0F == OPCODE_CLOSE:
+                messages.append((OPCODE_CLOSE, b""))
+                position = end
+                break
+            header = _payload_length(buffer, position, end)
+            if header is None:
+                break
+            length, payload_at = header
+            frame_end = payload_at + (4 if buffer[position + 1] & 0x80 else 0) + length
+            self._frames_to_skip -= 1
+            if not self._frames_to_skip:
+                frame_end = position + _SKIP_EVERYTHING
+            if end < frame_end:
+                self._frame_remaining, position = frame_end - end, end
+            else:
+                position = frame_end
+        self._pending = buffer[position:] if position < end else b""
 
 
 def parse_close(payload: bytes) -> int:
@@ -209,6 +301,28 @@ def close_payload(code: int, reason: str) -> bytes:
     """A close frame's payload: the code, then the reason cut to fit a control frame on a character boundary."""
     encoded = reason.encode("utf-8")[:MAX_CLOSE_REASON_BYTES]
     return struct.pack("!H", code) + encoded.decode("utf-8", "ignore").encode("utf-8")
+
+
+def _payload_length(buffer: bytes, position: int, end: int) -> tuple[int, int] | None:
+    """The payload length the frame header at `position` gives, and where the header goes on (the mask key,
+    if any); None while the length's bytes have not all arrived."""
+    length = buffer[position + 1] & 0x7F
+    if length == 126:
+        if end - position < 4:
+            return None
+        return int.from_bytes(buffer[position + 2 : position + 4], "big"), position + 4
+    if length == 127:
+        if end - position < 10:
+            return None
+        return int.from_bytes(buffer[position + 2 : position + 10], "big"), position + 10
+    return length, position + 2
+
+
+def _utf8_text(payload: bytes) -> str:
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidUtf8("text message is not valid UTF-8") from None
 
 
 def _unmask(payload: bytes, mask: bytes) -> bytes:

@@ -23,7 +23,7 @@ from gevent.event import Event
 
 import metrics
 from protocol.frames import CloseCode, error_code, frame_type
-from web.framing import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, close_payload, encode_frame
+from web.framing import OPCODE_BINARY, OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, close_payload, encode_frame
 
 log = logging.getLogger(__name__)
 _transport_ids = itertools.count(1)
@@ -57,7 +57,7 @@ class SocketTransport:
         self._on_cut = on_cut
         self._max_frames = max_frames
         self._max_bytes = max_bytes
-        # (opcode, payload, on_written): text payloads are str, encoded when sent; control payloads are bytes,
+        # (opcode, payload, on_written): text payloads are str, encoded when sent; the others are bytes,
         # but a pong's is None: it is read from `_pong` when sent, so that a newer ping replaces what it answers
         self._queue: deque[tuple[int, str | bytes | None, Callable[[], None] | None]] = deque()
         # payload lengths in the queue: bytes, or characters of text, which orjson writes as UTF-8 (one byte each
@@ -73,9 +73,10 @@ class SocketTransport:
         self._idle: Event | None = None  # created only while someone waits for everything to be sent
         self._room: Event | None = None  # created only while someone waits for the queue to drain
 
-    def write(self, text: str, on_written: Callable[[], None] | None = None) -> bool:
-        """Send a text frame, or queue it if the socket cannot take it now; `on_written()` runs once the
-        kernel has it. Returns False if the socket is closing or was just closed for being too slow.
+    def write(self, message: str | bytes, on_written: Callable[[], None] | None = None) -> bool:
+        """Send a text frame (`str`) or a binary one (`bytes`), or queue it if the socket cannot take it now;
+        `on_written()` runs once the kernel has it. Returns False if the socket is closing or was just closed
+        for being too slow.
         """
         if self.closing:
             return False
@@ -89,8 +90,8 @@ class SocketTransport:
                 self._clear_queue()
                 self.close(CloseCode.TRY_AGAIN_LATER, "too slow to keep up")
                 return False
-        self._queue.append((OPCODE_TEXT, text, on_written))
-        self._queued_bytes += len(text)
+        self._queue.append((OPCODE_BINARY if isinstance(message, bytes) else OPCODE_TEXT, message, on_written))
+        self._queued_bytes += len(message)
         self._schedule_send()
         return True
 

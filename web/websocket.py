@@ -39,6 +39,7 @@ from actors.rate_limit import Admission, RateLimiter
 from actors.runtime import run_soon
 from protocol.frames import CloseCode
 from web.framing import (
+    MAX_FRAGMENTS,
     OPCODE_BINARY,
     OPCODE_CLOSE,
     OPCODE_PING,
@@ -62,9 +63,9 @@ READ_BUFFER_BYTES = 1024  # the handshake's reader; frames are read in RECEIVE_B
 RECEIVE_BYTES = 64 * 1024
 CLOSE_FLUSH_TIMEOUT = 2.0
 PINGS_PER_TURN = 256
-# read after a framing error, for the rest of a frame on its way (a peer learns of a limit only from our close)
-# and the peer's close; a peer that sends more is not closing, and nothing more is read from it
-DISCARD_BYTES = 1024 * 1024
+# read once the server decided to close, for the rest of a frame on its way (a peer learns of a limit only from our
+# close) and the peer's close; a peer that sends more is not closing, and nothing more is read from it
+READ_WHILE_CLOSING_BYTES = 1024 * 1024
 NO_STATUS = 1005
 _READ = 1
 
@@ -76,6 +77,7 @@ class HandshakePolicy:
     max_message_bytes: int
     allowed_origins: frozenset[str]  # see web.origins
     connections_per_address: int  # 0: no cap
+    max_fragments: int = MAX_FRAGMENTS  # in one message
 
 
 class ConnectionRegistry:
@@ -130,23 +132,24 @@ class WebSocketConnection:
 
     __slots__ = (
         "transport", "peer", "_socket", "_already_read", "_decoder", "_frame_rate", "_listener", "_watcher",
-        "_registry", "_finished", "_discarding", "_discard_left", "_deaf", "_awaited_pong",
+        "_registry", "_finished", "_read_while_closing", "_deaf", "_awaited_pong",
     )  # fmt: skip
 
-    def __init__(self, peer: str, max_message_bytes: int, registry: ConnectionRegistry):
+    def __init__(
+        self, peer: str, max_message_bytes: int, registry: ConnectionRegistry, max_fragments: int = MAX_FRAGMENTS
+    ):
         self.peer = peer
         self.transport: SocketTransport | None = None  # set by accept()
         self._socket: RawSocket | None = None  # set by adopt()
         self._already_read = b""
-        self._decoder = FrameDecoder(max_message_bytes, admit_frame=self._admit_frame)
+        self._decoder = FrameDecoder(max_message_bytes, max_fragments, self._admit_frame)
         self._frame_rate: RateLimiter | None = None  # set by accept()
         self._listener: Listener | None = None
         self._watcher = None
         self._registry = registry
         self._finished = False
-        self._discarding = False  # after a framing error: read only to see the end of the stream
-        self._discard_left = DISCARD_BYTES
-        self._deaf = False  # over the frame rate: read nothing more, the close deadline ends the connection
+        self._read_while_closing = 0  # bytes read since the server decided to close
+        self._deaf = False  # read nothing more: the close deadline ends the connection
         self._awaited_pong: bytes | None = None  # the payload of our last ping, until the peer's pong echoes it
 
     def adopt(self, sock: RawSocket, already_read: bytes) -> None:
@@ -198,11 +201,11 @@ class WebSocketConnection:
             self._finish()
             return
         try:
-            if not self._discarding:
-                self._dispatch(data)
-            else:
-                self._discard_left -= len(data)
-                self._deaf = self._discard_left < 0  # a peer that keeps sending is not closing: stop reading
+            if self.transport.closing:
+                self._read_while_closing += len(data)
+                # enough for the rest of a frame on its way and the peer's close; a peer sending more is not closing
+                self._deaf = self._read_while_closing > READ_WHILE_CLOSING_BYTES
+            self._dispatch(data)
         except Exception:
             log.exception("socket %s: failed to handle a frame; closing", self.transport.id)
             self._fail(CloseCode.INTERNAL_ERROR, "internal error")
@@ -230,27 +233,32 @@ class WebSocketConnection:
         return self._frame_rate.admit() is Admission.ADMITTED
 
     def _dispatch(self, data: bytes) -> None:
+        if self.transport.closing:
+            self._decoder.discard_until_close()
         try:
-            self._handle_messages(self._decoder.feed(data))
+            messages = self._decoder.feed(data)
         except FrameRateExceeded as error:
             self._handle_messages(error.decoded)
             log.info("socket %s (%s): frames over the rate limit; closing", self.transport.id, self.peer)
             self._deaf = True
             self.transport.close(CloseCode.RATE_LIMITED, "too many frames")
+            return
         except ProtocolError as error:
             self._handle_messages(error.decoded)  # the frames before the bad one are valid
             self._refuse(error)
+            messages = self._decoder.feed(b"")  # the rest of this read may hold the peer's close already
+        self._handle_messages(messages)
 
     def _handle_messages(self, messages: list[tuple[int, str | bytes]]) -> None:
         """Hand data messages to the listener and answer pings, until the server closes: from then on only the
         peer's close frame counts."""
         for opcode, payload in messages:
-            if self._finished or self._discarding:
+            if self._finished:
                 return
             if opcode == OPCODE_CLOSE:
                 self._on_close_frame(payload)
             elif self.transport.closing:
-                continue
+                continue  # we are closing: only the peer's close matters now
             elif opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
                 self._listener.on_message(payload)
             elif opcode == OPCODE_PING:
@@ -259,15 +267,14 @@ class WebSocketConnection:
                 self._awaited_pong = None
 
     def _on_close_frame(self, payload: bytes) -> None:
-        if self.transport.closing:
-            self._finish()  # the answer to our close: the handshake is complete
-            return
-        try:
-            code = parse_close(payload)
-        except ProtocolError as error:
-            self._refuse(error)
-            return
-        self.transport.close(1000 if code == NO_STATUS else code)
+        """The peer's close ends the connection: answer it, unless it answers ours, then close TCP at once."""
+        if not self.transport.closing:
+            try:
+                code = parse_close(payload)
+            except ProtocolError as error:
+                self._refuse(error)
+            else:
+                self.transport.close(1000 if code == NO_STATUS else code)
         self._finish()
 
     def _refuse(self, error: ProtocolError) -> None:
@@ -281,9 +288,10 @@ class WebSocketConnection:
             self._fail(1002, "protocol error")
 
     def _fail(self, code: int, reason: str) -> None:
-        """Close with `code` and stop decoding; the connection ends when the peer answers or the grace period ends."""
-        self._discarding = True
+        """Close with `code`; from then on only the peer's close is decoded, and it ends the connection at once
+        (else the close deadline does)."""
         self.transport.close(code, reason)
+        self._decoder.discard_until_close()
 
     def _finish(self) -> None:
         """The connection is over: tell the listener, flush what is queued, release the socket."""
@@ -346,7 +354,9 @@ class ServiceWebSocketHandler(ServiceHandler, WebSocketHandler):
 
         # small frames go out at once: without this, Nagle holds a frame back until the previous one is acked
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.websocket = WebSocketConnection(peer, policy.max_message_bytes, self.server.connections)
+        self.websocket = WebSocketConnection(
+            peer, policy.max_message_bytes, self.server.connections, policy.max_fragments
+        )
         self.environ.update({"wsgi.websocket_version": version, "wsgi.websocket": self.websocket})
         accept = base64.b64encode(hashlib.sha1((key + HANDSHAKE_GUID).encode("latin-1")).digest()).decode("latin-1")
         self.start_response(

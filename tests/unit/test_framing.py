@@ -7,6 +7,7 @@ the decoder is checked against an encoder that shares no code with it.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from web.framing import (
     MAX_CLOSE_REASON_BYTES,
     MAX_CONTROL_PAYLOAD,
     MAX_FRAGMENTS,
+    MAX_FRAMES_BEFORE_CLOSE,
     OPCODE_BINARY,
     OPCODE_CLOSE,
     OPCODE_CONTINUATION,
@@ -583,14 +585,26 @@ def test_a_frame_refused_admission_raises_with_the_messages_before_it_and_is_not
     assert admissions.calls == 4
 
 
-def test_a_frame_arriving_byte_by_byte_is_admitted_once_when_it_is_whole() -> None:
+def test_a_frame_arriving_byte_by_byte_is_admitted_once_from_its_header_on() -> None:
     admissions = Admissions(1)
     decoder = FrameDecoder(LARGE_LIMIT, admit_frame=admissions)
     frame = client_frame(OPCODE_TEXT, "x" * 300)
+    header = 2 + 2 + 4  # 16-bit length and mask key: the payload is then taken as it arrives
+    for index in range(len(frame) - 1):
+        assert decoder.feed(frame[index : index + 1]) == []
+        assert admissions.calls == (1 if index + 1 >= header else 0), index
+    assert decoder.feed(frame[-1:]) == [(OPCODE_TEXT, "x" * 300)]
+    assert admissions.calls == 1
+
+
+def test_a_control_frame_arriving_byte_by_byte_is_admitted_once_when_it_is_whole() -> None:
+    admissions = Admissions(1)
+    decoder = FrameDecoder(LARGE_LIMIT, admit_frame=admissions)
+    frame = client_frame(OPCODE_PING, b"p" * 100)
     for index in range(len(frame) - 1):
         assert decoder.feed(frame[index : index + 1]) == []
     assert admissions.calls == 0
-    assert decoder.feed(frame[-1:]) == [(OPCODE_TEXT, "x" * 300)]
+    assert decoder.feed(frame[-1:]) == [(OPCODE_PING, b"p" * 100)]
     assert admissions.calls == 1
 
 
@@ -670,7 +684,7 @@ def test_binary_and_control_payloads_need_not_be_utf8(payload: bytes) -> None:
 
 @PROPERTY_SETTINGS
 @given(text=st.text(min_size=1, max_size=60), data=st.data())
-def test_any_text_split_into_fragments_at_any_byte_is_accepted(text: str, data: st.DataObject) -> None:
+def test_any_text_split_into_fragments_and_reads_at_any_byte_is_accepted(text: str, data: st.DataObject) -> None:
     raw = text.encode("utf-8")
     cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=6), label="cuts"))
     pieces = [raw[a:b] for a, b in zip([0] + cuts, cuts + [len(raw)])]
@@ -678,6 +692,153 @@ def test_any_text_split_into_fragments_at_any_byte_is_accepted(text: str, data: 
     for index, piece in enumerate(pieces[1:], 1):
         frames += client_frame(OPCODE_CONTINUATION, piece, fin=index == len(pieces) - 1)
     assert FrameDecoder(LARGE_LIMIT).feed(frames) == [(OPCODE_TEXT, text)]
+    reads = data.draw(st.lists(st.integers(0, len(frames)), max_size=10), label="reads")
+    assert feed_in_chunks(FrameDecoder(LARGE_LIMIT), frames, reads) == [(OPCODE_TEXT, text)]
+
+
+# ---------------------------------------------------------------- UTF-8 checked as it arrives (Autobahn 6.4)
+
+VALID_START = "\u03ba\u1f79\u03c3\u03bc\u03b5".encode()  # the Greek word Autobahn's cases 6.4 start with
+OUT_OF_RANGE = b"\xf4\x90\x80\x80"  # "U+110000" in UTF-8's scheme: invalid from its second byte on
+
+
+@pytest.mark.parametrize("bad_fragment", [OUT_OF_RANGE, OUT_OF_RANGE[:2]], ids=["whole-sequence", "up-to-the-bad-byte"])
+def test_invalid_utf8_fails_at_the_fragment_that_brings_it_not_at_the_end_of_the_message(bad_fragment: bytes) -> None:
+    decoder = FrameDecoder(LARGE_LIMIT)
+    assert decoder.feed(client_frame(OPCODE_TEXT, VALID_START, fin=False)) == []
+    # no final fragment is ever sent
+    _raises_exactly(InvalidUtf8, decoder, client_frame(OPCODE_CONTINUATION, bad_fragment, fin=False))
+
+
+def _one_frame() -> tuple[bytes, int]:
+    frame = client_frame(OPCODE_TEXT, VALID_START + OUT_OF_RANGE + b"edited")
+    return frame, len(header_of(frame)) + len(VALID_START) + 1
+
+
+def _three_fragments() -> tuple[bytes, int]:
+    first = client_frame(OPCODE_TEXT, VALID_START, fin=False)
+    second = client_frame(OPCODE_CONTINUATION, OUT_OF_RANGE, fin=False)
+    return first + second + client_frame(OPCODE_CONTINUATION, b"edited"), len(first) + len(header_of(second)) + 1
+
+
+@pytest.mark.parametrize("stream", [_one_frame, _three_fragments], ids=["one-frame", "three-fragments"])
+def test_invalid_utf8_fails_at_the_read_that_brings_the_bad_byte(stream: Any) -> None:
+    """Bytes arrive one read at a time: the error comes with the byte that makes the text invalid, even inside a
+    frame whose end has not arrived (Autobahn 6.4.3 and 6.4.4 send one frame in three chops)."""
+    data, bad_at = stream()
+    decoder = FrameDecoder(LARGE_LIMIT)
+    for index in range(bad_at):
+        assert decoder.feed(data[index : index + 1]) == []
+    _raises_exactly(InvalidUtf8, decoder, data[bad_at : bad_at + 1])
+
+
+@pytest.mark.parametrize("read_size", [1, 2, 3, 7, 1000])
+def test_multibyte_characters_split_by_fragments_and_reads_inside_frames_are_accepted(read_size: int) -> None:
+    text = "a\u20ac\U0001f600\u00e9" * 50
+    raw = text.encode("utf-8")
+    data = b"".join(
+        client_frame(OPCODE_TEXT if at == 0 else OPCODE_CONTINUATION, raw[at : at + 37], fin=at + 37 >= len(raw))
+        for at in range(0, len(raw), 37)
+    )
+    cuts = list(range(read_size, len(data), read_size))
+    assert feed_in_chunks(FrameDecoder(LARGE_LIMIT), data, cuts) == [(OPCODE_TEXT, text)]
+
+
+def test_a_large_frame_taken_read_by_read_comes_out_once_whole() -> None:
+    payload = pattern(300_000)
+    frame = client_frame(OPCODE_BINARY, payload) + client_frame(OPCODE_PING, b"after")
+    cuts = list(range(65536, len(frame), 65536))
+    assert feed_in_chunks(FrameDecoder(LARGE_LIMIT), frame, cuts) == [(OPCODE_BINARY, payload), (OPCODE_PING, b"after")]
+
+
+# ---------------------------------------------------------------- closing: only the peer's close matters
+
+SMALL_LIMIT = 1000
+CLOSE = client_frame(OPCODE_CLOSE, struct.pack("!H", 1002))
+# every kind of frame a peer may send before its close reply, all of them skipped unchecked
+SKIPPED_FRAMES = (
+    client_frame(OPCODE_TEXT, b"\xff not UTF-8")
+    + client_frame(OPCODE_BINARY, pattern(70_000))
+    + client_frame(OPCODE_TEXT, "x", fin=False)
+    + client_frame(OPCODE_PING, b"ping")
+    + client_frame(OPCODE_PONG, b"", mask=None)
+    + client_frame(OPCODE_TEXT, "reserved", rsv=0x40)
+    + client_frame(0x3, b"unknown opcode")
+    + client_frame(OPCODE_CONTINUATION, b"y")
+)
+# (a bad start that raises, the rest of the bad frame that arrives later)
+TOO_LARGE = client_frame(OPCODE_BINARY, pattern(SMALL_LIMIT + 500))
+INVALID_IN_ONE_FRAME = client_frame(OPCODE_TEXT, b"ok \xff and then more")
+FAILURES = [
+    pytest.param(client_frame(OPCODE_TEXT, "bad", rsv=0x40), b"", id="reserved-bit"),
+    pytest.param(client_frame(OPCODE_TEXT, "bad", mask=None), b"", id="unmasked"),
+    pytest.param(client_frame(OPCODE_PING, b"p" * 126), b"", id="ping-over-125"),
+    pytest.param(TOO_LARGE[:20], TOO_LARGE[20:], id="too-large-from-its-header"),
+    pytest.param(INVALID_IN_ONE_FRAME[:10], INVALID_IN_ONE_FRAME[10:], id="invalid-utf8-inside-a-frame"),
+    pytest.param(
+        client_frame(OPCODE_TEXT, VALID_START, fin=False) + client_frame(OPCODE_CONTINUATION, OUT_OF_RANGE, fin=False),
+        client_frame(OPCODE_CONTINUATION, b"the rest"),
+        id="invalid-utf8-in-a-fragment",
+    ),
+]
+
+
+@pytest.mark.parametrize("read_size", [1, 5, 4096, 1 << 20])
+@pytest.mark.parametrize(("bad", "rest"), FAILURES)
+def test_after_an_error_only_the_peers_close_comes_out_past_any_frames(bad: bytes, rest: bytes, read_size: int) -> None:
+    decoder = FrameDecoder(SMALL_LIMIT)
+    with pytest.raises(ProtocolError):
+        decoder.feed(bad)
+    decoder.discard_until_close()
+    later = rest + SKIPPED_FRAMES + CLOSE + client_frame(OPCODE_TEXT, "after the close")
+    cuts = list(range(read_size, len(later), read_size))
+    assert feed_in_chunks(decoder, later, cuts) == [(OPCODE_CLOSE, b"")]
+
+
+def test_the_rest_of_the_read_that_failed_is_searched_for_the_close_on_the_next_feed() -> None:
+    decoder = FrameDecoder(SMALL_LIMIT)
+    with pytest.raises(ProtocolError):
+        decoder.feed(client_frame(OPCODE_TEXT, "bad", rsv=0x40) + client_frame(OPCODE_PING, b"") + CLOSE)
+    decoder.discard_until_close()
+    assert decoder.feed(b"") == [(OPCODE_CLOSE, b"")]
+
+
+@pytest.mark.parametrize(
+    "close",
+    [CLOSE, client_frame(OPCODE_CLOSE, b"x" * 300), client_frame(OPCODE_CLOSE, b"\x03")],
+    ids=["1002", "over-125-bytes", "one-byte"],
+)
+def test_when_closing_a_close_frame_of_any_size_or_content_ends_it_from_its_first_two_bytes(close: bytes) -> None:
+    """Whatever the peer's close says, it answers ours: even a malformed or oversized one ends the connection."""
+    decoder = FrameDecoder(SMALL_LIMIT)
+    decoder.discard_until_close()
+    assert decoder.feed(close[:1]) == []
+    assert decoder.feed(close[1:2]) == [(OPCODE_CLOSE, b"")]
+
+
+def test_up_to_the_cap_of_frames_before_the_peers_close_are_skipped() -> None:
+    decoder = FrameDecoder(SMALL_LIMIT)
+    decoder.discard_until_close()
+    pings = client_frame(OPCODE_PING, b"", mask=None) * (MAX_FRAMES_BEFORE_CLOSE - 1)
+    assert feed_in_chunks(decoder, pings + CLOSE, [len(pings) // 2]) == [(OPCODE_CLOSE, b"")]
+
+
+def test_a_peer_that_sends_more_frames_than_the_cap_before_its_close_is_not_parsed_any_further() -> None:
+    """Skipping costs a little per frame: past the cap, bytes are dropped unparsed until TCP is cut."""
+    decoder = FrameDecoder(SMALL_LIMIT)
+    decoder.discard_until_close()
+    pings = client_frame(OPCODE_PING, b"", mask=None) * MAX_FRAMES_BEFORE_CLOSE
+    assert feed_in_chunks(decoder, pings + CLOSE, [len(pings) // 2]) == []
+    assert decoder.feed(CLOSE) == []
+
+
+def test_closing_drops_a_message_in_progress_and_skips_its_remaining_fragments() -> None:
+    decoder = FrameDecoder(SMALL_LIMIT)
+    arriving = client_frame(OPCODE_CONTINUATION, b"z" * 900, fin=False)
+    assert decoder.feed(client_frame(OPCODE_TEXT, "start", fin=False) + arriving[:300]) == []
+    decoder.discard_until_close()
+    later = arriving[300:] + client_frame(OPCODE_CONTINUATION, "end") + CLOSE
+    assert decoder.feed(later) == [(OPCODE_CLOSE, b"")]
 
 
 # ---------------------------------------------------------------- parse_close
