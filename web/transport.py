@@ -57,13 +57,14 @@ class SocketTransport:
         self._on_cut = on_cut
         self._max_frames = max_frames
         self._max_bytes = max_bytes
-        # (opcode, payload, on_written): text payloads are str, encoded when sent; the others are bytes,
-        # but a pong's is None: it is read from `_pong` when sent, so that a newer ping replaces what it answers
+        # (opcode, payload, on_written): text payloads are str, encoded when sent; the others are bytes, but the
+        # payload of a pong queued while the peer does not read is None: it is read from `_pong` when sent, so that
+        # a newer ping replaces what it answers
         self._queue: deque[tuple[int, str | bytes | None, Callable[[], None] | None]] = deque()
         # payload lengths in the queue: bytes, or characters of text, which orjson writes as UTF-8 (one byte each
         # for ASCII, at most four; Python holds at most four per character too)
         self._queued_bytes = 0
-        self._pong: bytes | None = None  # the payload of the one pong in the queue, if there is one
+        self._pong: bytes | None = None  # the payload of the one replaceable pong in the queue, if there is one
         self._unsent = b""  # frames taken from the queue that the kernel has not accepted yet
         self._unsent_callbacks: list[Callable[[], None]] = []
         self._unsent_closes = False  # the unsent bytes end with our close frame
@@ -96,12 +97,15 @@ class SocketTransport:
         return True
 
     def send_control(self, opcode: int, payload: bytes) -> None:
-        """Send a control frame behind the frames already queued. A pong replaces the one still queued, if any:
-        RFC 6455 lets a peer's pings be answered by a pong to the latest, and a ping flood must not grow the queue.
+        """Send a control frame behind the frames already queued.
+
+        While the kernel takes no more (the peer does not read), a pong replaces the one still waiting, if any:
+        RFC 6455 lets a peer's pings be answered by a pong to the latest, and a ping flood must not grow the
+        queue. A peer that reads gets a pong for every ping.
         """
         if self.closing:
             return
-        if opcode == OPCODE_PONG:
+        if opcode == OPCODE_PONG and self._unsent:
             if self._pong is not None:
                 self._queued_bytes += len(payload) - len(self._pong)
                 self._pong = payload
@@ -206,7 +210,7 @@ class SocketTransport:
         size = 0
         while self._queue and size < MAX_WRITE_BYTES:
             opcode, payload, on_written = self._queue.popleft()
-            if opcode == OPCODE_PONG:
+            if payload is None:  # the replaceable pong
                 payload, self._pong = self._pong, None
             self._queued_bytes -= len(payload)
             if opcode == OPCODE_TEXT:
