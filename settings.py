@@ -171,7 +171,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "sockets_per_user": (_positive_integer, "20"),
         "connections_per_address": (_non_negative_integer, "0"),
         "pending_connections": (_positive_integer, "1000"),
-        "pending_per_address": (_non_negative_integer, "0"),
+        "pending_per_address": (_non_negative_integer, "500"),
     },
     "log": {
         "level": (_choice("debug", "info", "warning", "error"), "info"),

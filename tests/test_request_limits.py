@@ -308,7 +308,7 @@ def test_handshakes_cut_short_or_without_a_version_are_refused_and_nothing_in_th
 
 
 def test_half_sent_handshakes_from_one_address_are_capped_and_crowd_nobody_out(make_server: ServerFactory) -> None:
-    # the per-address cap is off by default (a proxy's clients share its address): set as a direct deployment would
+    # a lower per-address cap than the default's 500, so that the attack stays short
     server = make_server({"REALTIME_LIMITS_PENDING_PER_ADDRESS": "250"}).start()
     (user_id,) = server.add_users(1)
     _, per_address = pending_caps(server)

@@ -55,10 +55,11 @@ def test_the_throttle_reports_once_per_interval_with_the_count(monkeypatch: pyte
 @pytest.mark.parametrize(
     ("descriptors", "per_address_setting", "pending_connections", "pending_per_address"),
     [
+        (20_000, "500", 1000, 500),
         (20_000, "0", 1000, 0),
         (20_000, "250", 1000, 250),
         (1024, "250", 256, 128),
-        (256, "250", 64, 32),
+        (256, "500", 64, 32),
         (256, "0", 64, 0),
         (resource.RLIM_INFINITY, "250", 1000, 250),
     ],
