@@ -50,6 +50,9 @@ BACKLOG_DRAIN_TIMEOUT = 30.0
 PENDING_DELIVERIES_TIMEOUT = 2.0  # how long a history request waits for delivery marks still being stored
 SUBSCRIBE_TIMEOUT = 2.0  # how long a connecting user waits for this node's subscription to the user's pushes
 TOO_MANY_FRAMES = "too many frames, slow down"
+# frames whose only effect is an answer on the socket that sent them; the others change state and are handled
+# even when their socket is closing (the peer may have sent them just before its close frame)
+ANSWER_ONLY = frozenset({frames.FetchHistory, frames.FetchNotifications, frames.Ping, frames.Connect})
 TOO_MANY_MESSAGES = "too many messages or too much content, slow down"
 
 
@@ -196,6 +199,8 @@ class UserActor(GeventActor):
         if admission is not Admission.ADMITTED:
             self._refuse_over_rate(transport, ref, admission, TOO_MANY_FRAMES)
             return
+        if transport.closing and type(command) in ANSWER_ONLY:
+            return  # nobody will read the answer: a page for a socket closed meanwhile costs its queries for nothing
         if isinstance(command, frames.SendMessage):
             admission = self._rate.admit_message(command.content)
             if admission is not Admission.ADMITTED:
