@@ -428,3 +428,21 @@ def test_running_out_of_descriptors_is_logged_once_a_second_and_the_service_reco
     seconds = [second for _, second in lines]
     assert seconds == sorted(set(seconds)), f"more than one line a second: {seconds}"
     assert "Traceback" not in server.log_path.read_text()
+
+
+def test_handshakes_refused_in_a_loop_are_logged_once_a_second_not_once_each(make_server: ServerFactory) -> None:
+    """A peer retrying a forbidden Origin, or a handshake without a version, cannot flood the log."""
+    server = make_server().start()
+    ws = server.ws_port
+    forbidden = upgrade_request(ws, b"Origin: https://elsewhere.example\r\n")
+    no_version = upgrade_request(ws).replace(b"Sec-WebSocket-Version: 13\r\n", b"")
+    started = time.monotonic()
+    for _ in range(100):
+        for request, status in ((forbidden, "HTTP/1.1 403 Forbidden"), (no_version, "HTTP/1.1 426 Upgrade Required")):
+            with connect_from(ws) as sock:
+                assert status_of(sock, request) == status
+    seconds = time.monotonic() - started
+    log = server.log_path.read_text()
+    refusals = [line for line in log.splitlines() if "WebSocket handshake(s)" in line]
+    assert 1 <= len(refusals) <= seconds + 1, refusals
+    assert "No protocol defined" not in log, "gevent-websocket's warning for each handshake without a version"

@@ -53,10 +53,12 @@ from web.framing import (
     parse_close,
 )
 from web.origins import origin_allowed
-from web.server import RequestLimits, ServiceHandler, ServiceServer
+from web.server import RequestLimits, ServiceHandler, ServiceServer, Throttle
 from web.transport import SocketTransport
 
 log = logging.getLogger(__name__)
+_library_log = logging.getLogger(f"{__name__}.gevent_websocket")
+_library_log.setLevel(logging.ERROR)
 RawSocket = get_original("socket", "socket")  # the standard library's socket, which never waits
 HANDSHAKE_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 READ_BUFFER_BYTES = 1024  # the handshake's reader; frames are read in RECEIVE_BYTES reads afterwards
@@ -330,15 +332,20 @@ class ServiceWebSocketHandler(ServiceHandler, WebSocketHandler):
     def upgrade_connection(self):
         policy: HandshakePolicy = self.server.handshake_policy
         peer = self.client_address[0] if self.client_address else "?"
-        if not origin_allowed(self.environ.get("HTTP_ORIGIN"), policy.allowed_origins):
-            log.info("refused a WebSocket from %s: origin %.200r is not allowed", peer, self.environ.get("HTTP_ORIGIN"))
-            self.start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"This origin may not open a WebSocket here ([server] allowed_origins)."]
+        origin = self.environ.get("HTTP_ORIGIN")
+        if not origin_allowed(origin, policy.allowed_origins):
+            return self._refuse_handshake(
+                "403 Forbidden",
+                b"This origin may not open a WebSocket here ([server] allowed_origins).",
+                f"origin {origin!r:.200} is not allowed",
+            )
         cap = policy.connections_per_address
         if cap and self.server.connections.from_address(peer) + self.server.pending.from_address(peer) >= cap:
-            log.info("refused a WebSocket from %s: it already has %d connections or handshakes", peer, cap)
-            self.start_response("429 Too Many Requests", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"Too many connections from this address ([limits] connections_per_address)."]
+            return self._refuse_handshake(
+                "429 Too Many Requests",
+                b"Too many connections from this address ([limits] connections_per_address).",
+                f"it already has {cap} connections or handshakes",
+            )
         version = self.environ.get("HTTP_SEC_WEBSOCKET_VERSION")
         if version not in self.SUPPORTED_VERSIONS:
             self.start_response("400 Bad Request", [("Sec-WebSocket-Version", ", ".join(self.SUPPORTED_VERSIONS))])
@@ -364,6 +371,19 @@ class ServiceWebSocketHandler(ServiceHandler, WebSocketHandler):
             [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)],
         )
         return None
+
+    def _refuse_handshake(self, status: str, body: bytes, why: str) -> list[bytes]:
+        """Answer a handshake with `status`, logged once a second at most: a refused peer may retry in a loop."""
+        if count := self.server.refused_handshakes.due():
+            log.info("refused %d WebSocket handshake(s), the last from %s: %s", count, self.peer, why)
+        self.start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+        return [body]
+
+    @property
+    def logger(self) -> logging.Logger:
+        """gevent-websocket's own log, which warns of each malformed handshake that its 4xx answer already
+        refuses: kept below what the service logs, so that a peer cannot flood the log with them."""
+        return _library_log
 
     def run_websocket(self):
         """Give the socket to the connection, run the application, and let this greenlet end."""
@@ -399,6 +419,7 @@ class WebSocketServer(ServiceServer):
         super().__init__(address, application, limits, ServiceWebSocketHandler)
         self.handshake_policy = handshake_policy
         self.connections = connections
+        self.refused_handshakes = Throttle()
 
 
 def _ignore_start_response(status: str, headers: list, exc_info: object = None) -> None:
