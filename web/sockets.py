@@ -92,6 +92,9 @@ class SocketSession:
             log.error("socket %s: router did not answer within %.0f s", self.transport.id, ATTACH_TIMEOUT)
             self.transport.close(CloseCode.TRY_AGAIN_LATER, "server busy")
             return
+        except pykka.ActorDeadError:  # a connect that arrived while the service stops
+            self.transport.close(CloseCode.GOING_AWAY, "server shutting down")
+            return
         if actor is None:
             limit = self._policy.sockets_per_user
             refusal = f"this user already has {limit} open sockets"
