@@ -21,7 +21,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from tests.attack import Bystander, assert_rss_growth_bounded, rss_kib
+from tests.attack import Bystander, TimedLoop, assert_rss_growth_bounded, rss_kib
 from tests.conftest import ServerFactory
 from tests.server import ServerProcess, wait_until
 from tests.test_websocket_framing import RawSocket
@@ -84,31 +84,18 @@ def pending_caps(server: ServerProcess) -> tuple[int, int]:
     return int(found[1]), int(found[2])
 
 
-class Newcomer(Bystander):
-    """A new client, again and again from its own thread: a WebSocket handshake, then GET /healthz."""
+class Newcomer(TimedLoop):
+    """A new client, again and again: a WebSocket handshake, then GET /healthz."""
 
     def __init__(self, server: ServerProcess, interval: float = 0.1):
-        super().__init__(server, 0, interval)
+        super().__init__(interval)
+        self._server = server
 
-    def __enter__(self) -> Newcomer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(self._interval):
-                started = time.monotonic()
-                with RawSocket(self._server.ws_port) as newcomer:
-                    newcomer.handshake()
-                status, _ = self._server.get("/healthz")
-                assert status == 200, status
-                self.round_trips.append(time.monotonic() - started)
-        except BaseException as failure:  # reported by assert_served, in the test's thread
-            self._failure = failure
+    def round_trip(self, count: int) -> None:
+        with RawSocket(self._server.ws_port) as newcomer:
+            newcomer.handshake()
+        status, _ = self._server.get("/healthz")
+        assert status == 200, status
 
 
 @dataclass(eq=False)
