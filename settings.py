@@ -164,7 +164,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "frames_per_second": (_positive_number, "50"),
         "frame_burst": (_positive_integer, "500"),
         "messages_per_second": (_positive_number, "10"),
-        "message_burst": (_positive_integer, "100"),
+        "message_burst": (_positive_integer, "200"),
         "content_bytes_per_second": (_positive_number, "8192"),
         "content_bytes_burst": (_positive_integer, "131072"),
         "rate_limit_strikes": (_positive_integer, "100"),

@@ -72,7 +72,7 @@ def test_hardening_defaults(config):
     assert settings.notify.signature_max_skew == 300
     limits = settings.limits
     assert (limits.frames_per_second, limits.frame_burst, limits.rate_limit_strikes) == (50, 500, 100)
-    assert (limits.messages_per_second, limits.message_burst) == (10, 100)
+    assert (limits.messages_per_second, limits.message_burst) == (10, 200)
     assert (limits.content_bytes_per_second, limits.content_bytes_burst) == (8192, 128 * 1024)
     assert limits.sockets_per_user == 20
     assert limits.connections_per_address == 0  # no cap: behind a proxy every client shares one address
