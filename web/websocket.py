@@ -239,12 +239,6 @@ class WebSocketConnection:
             self._decoder.discard_until_close()
         try:
             messages = self._decoder.feed(data)
-        except FrameRateExceeded as error:
-            self._handle_messages(error.decoded)
-            log.info("socket %s (%s): frames over the rate limit; closing", self.transport.id, self.peer)
-            self._deaf = True
-            self.transport.close(CloseCode.RATE_LIMITED, "too many frames")
-            return
         except ProtocolError as error:
             self._handle_messages(error.decoded)  # the frames before the bad one are valid
             self._refuse(error)
@@ -280,7 +274,13 @@ class WebSocketConnection:
         self._finish()
 
     def _refuse(self, error: ProtocolError) -> None:
-        """Close for a framing error with the code RFC 6455 gives it: 1009, 1007 or 1002."""
+        """Close for a framing error with the code RFC 6455 gives it (1009, 1007 or 1002), or for frames over the
+        rate limit with 4429, after which nothing more is read."""
+        if isinstance(error, FrameRateExceeded):
+            log.info("socket %s (%s): frames over the rate limit; closing", self.transport.id, self.peer)
+            self._deaf = True
+            self._fail(CloseCode.RATE_LIMITED, "too many frames")
+            return
         log.debug("socket %s (%s): protocol error: %s", self.transport.id, self.peer, error)
         if isinstance(error, MessageTooLarge):
             self._fail(CloseCode.MESSAGE_TOO_BIG, "frame too large")
