@@ -9,8 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.attack import Bystander, TimedLoop, assert_rss_growth_bounded, rss_kib
-from tests.client import Client
+from tests.attack import Bystander, assert_rss_growth_bounded, rss_kib
 from tests.server import ServerProcess
 
 ATTACKERS = 4
@@ -60,21 +59,12 @@ def _page_back(server: ServerProcess, user_id: int, partner_id: int, ids: list[i
     return pages
 
 
-class AckTimer(TimedLoop):
+class AckTimer(Bystander):
     """A user who sends a message every ACK_INTERVAL and times each message -> message_sent."""
 
     def __init__(self, server: ServerProcess, user_id: int, partner_id: int):
-        super().__init__(ACK_INTERVAL)
-        self._server = server
-        self._user_id = user_id
+        super().__init__(server, user_id, ACK_INTERVAL)
         self._partner_id = partner_id
-        self._client: Client | None = None
-
-    def open(self) -> None:
-        self._client = self._server.connect(self._user_id)
-
-    def close(self) -> None:
-        self._client.close()
 
     def round_trip(self, count: int) -> None:
         self._client.message(self._partner_id, f"still here {count}", f"ack-{count}")
