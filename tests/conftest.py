@@ -13,9 +13,9 @@ from typing import Callable, Iterator
 
 import pytest
 
-from tests.mariadb import MariaDB, start_mariadb
-from tests.redis_server import RedisServer
-from tests.server import ServerProcess
+from tests.helpers.mariadb import MariaDB, start_mariadb
+from tests.helpers.redis_server import RedisServer
+from tests.helpers.server import ServerProcess
 
 BACKENDS = [
     name.strip() for name in os.environ.get("REALTIME_TEST_BACKENDS", "sqlite,mysql").split(",") if name.strip()

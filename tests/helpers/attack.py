@@ -15,8 +15,8 @@ import threading
 import time
 from typing import Any
 
-from tests.client import Client
-from tests.server import ServerProcess
+from tests.helpers.client import Client
+from tests.helpers.server import ServerProcess
 
 BYSTANDER_INTERVAL = 0.02  # seconds between the bystander's pings
 BYSTANDER_P99_BOUND = 0.25  # seconds: "well under 250 ms" is asserted on the p99 of these round trips

@@ -29,8 +29,8 @@ import time
 
 import redis
 
-from tests.mariadb import _log_tail
-from tests.server import free_port
+from tests.helpers.mariadb import _log_tail
+from tests.helpers.server import free_port
 
 _BIN_DIRS = ("/usr/bin", "/usr/sbin", "/usr/local/bin")
 _START_TIMEOUT = 10.0

@@ -20,9 +20,9 @@ import pymysql
 from protocol.tokens import mint_token
 from settings import load_settings
 from storage import Storage, open_storage
-from tests.client import Client
+from tests.helpers.client import Client
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "integration-test-secret-0123456789abcdef"
 START_TIMEOUT = 30.0
 # The send limits ([limits], per user and per socket) of a server whose clients are scripts, not people: bulk

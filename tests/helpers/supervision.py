@@ -31,8 +31,8 @@ from typing import Any, Iterator
 
 from supervisor.datatypes import dict_of_key_value_pairs
 
-from tests.client import Client
-from tests.server import REPO_ROOT, ServerProcess, free_port
+from tests.helpers.client import Client
+from tests.helpers.server import REPO_ROOT, ServerProcess, free_port
 
 SUPERVISORD = REPO_ROOT / ".venv" / "bin" / "supervisord"
 SUPERVISORCTL = REPO_ROOT / ".venv" / "bin" / "supervisorctl"

@@ -15,8 +15,8 @@ from urllib.parse import quote
 import jwt
 import pytest
 
-from tests.client import Client
-from tests.server import SECRET, ServerProcess
+from tests.helpers.client import Client
+from tests.helpers.server import SECRET, ServerProcess
 from tests.test_bad_input import assert_message_goes_through, assert_service_works, padded_message
 
 MAX_FRAME = 65536

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.client import Client
-from tests.server import ServerProcess
+from tests.helpers.client import Client
+from tests.helpers.server import ServerProcess
 
 MAX_CONTENT = 4000
 MAX_FRAME = 65536

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BACKENDS, mysql_database
-from tests.mariadb import MariaDB, start_mariadb
-from tests.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
+from tests.helpers.mariadb import MariaDB, start_mariadb
+from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
 from tests.test_operations import Traffic, assert_promises_kept, start_traffic, stored_messages
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif("mysql" not in BACKENDS, reason="needs the MariaDB backend")]

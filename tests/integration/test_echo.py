@@ -9,12 +9,12 @@ from __future__ import annotations
 import selectors
 import subprocess
 import sys
-from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.helpers.server import REPO_ROOT
 from tests.test_websocket_framing import (
     OPCODE_BINARY,
     OPCODE_CONTINUATION,
@@ -26,13 +26,11 @@ from tests.test_websocket_framing import (
     client_frame,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(scope="module")
 def echo_port() -> Iterator[int]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "web.echo", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "web.echo", "--port", "0"], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         with selectors.DefaultSelector() as selector:

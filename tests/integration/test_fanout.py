@@ -16,7 +16,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import ServerFactory
-from tests.server import SCRIPTED_CLIENT_LIMITS, ServerProcess, new_user_ids
+from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess, new_user_ids
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.attack import Bystander, assert_rss_growth_bounded, rss_kib
-from tests.server import ServerProcess
+from tests.helpers.attack import Bystander, assert_rss_growth_bounded, rss_kib
+from tests.helpers.server import ServerProcess
 
 ATTACKERS = 4
 CONVERSATION = 5000  # messages between each attacker and its partner

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol.frames import MAX_REF_TYPE_CHARS
-from tests.client import Client
 from tests.conftest import ServerFactory
-from tests.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
+from tests.helpers.client import Client
+from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
 from tests.test_bad_input import MAX_CONTENT, MAX_FRAME, assert_service_works, history, message_frames
 from tests.test_websocket_framing import (
     OPCODE_BINARY,

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.client import Client
 from tests.conftest import ServerFactory
-from tests.server import ServerProcess, new_user_ids
+from tests.helpers.client import Client
+from tests.helpers.server import ServerProcess, new_user_ids
 
 ISO_UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MAX_BODY_BYTES = 65536  # the default [limits] max_body_bytes

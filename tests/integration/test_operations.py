@@ -25,9 +25,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed
 
-from tests.client import Client
 from tests.conftest import ServerFactory
-from tests.server import SCRIPTED_CLIENT_LIMITS, SECRET, ServerProcess, wait_until
+from tests.helpers.client import Client
+from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, SECRET, ServerProcess, wait_until
 from tests.test_notifications import notify, post_of
 from tests.test_websocket_framing import OPCODE_CLOSE, RawSocket
 

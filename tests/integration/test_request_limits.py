@@ -21,9 +21,9 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from tests.attack import Bystander, TimedLoop, assert_rss_growth_bounded, rss_kib
 from tests.conftest import ServerFactory
-from tests.server import ServerProcess, wait_until
+from tests.helpers.attack import Bystander, TimedLoop, assert_rss_growth_bounded, rss_kib
+from tests.helpers.server import ServerProcess, wait_until
 from tests.test_websocket_framing import RawSocket
 
 REQUEST_TIMEOUT = 10.0  # the defaults of [server] request_timeout and keep_alive_timeout

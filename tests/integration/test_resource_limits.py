@@ -24,9 +24,9 @@ import pytest
 
 from settings import SCHEMA
 from storage import MessageDraft
-from tests.attack import Bystander, assert_rss_growth_bounded, rss_kib
 from tests.conftest import ServerFactory
-from tests.server import ServerProcess
+from tests.helpers.attack import Bystander, assert_rss_growth_bounded, rss_kib
+from tests.helpers.server import ServerProcess
 from tests.test_operations import Scrape
 from tests.test_websocket_framing import (
     OPCODE_CONTINUATION,

@@ -22,9 +22,9 @@ from typing import Any, Iterator
 import pytest
 
 from protocol.signing import sign
-from tests.client import Client
 from tests.conftest import BACKENDS, DatabaseFactory, ServerFactory
-from tests.server import ServerProcess, wait_until
+from tests.helpers.client import Client
+from tests.helpers.server import ServerProcess, wait_until
 from tests.test_bad_input import assert_message_goes_through, assert_service_works, history, unique
 from tests.test_notifications import assert_failure, assert_ok, post_json, post_of
 from tests.test_websocket_framing import OPCODE_PING, OPCODE_PONG, RawSocket, connect_frame

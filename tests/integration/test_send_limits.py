@@ -13,8 +13,8 @@ import threading
 import time
 
 from settings import SCHEMA
-from tests.attack import Bystander, assert_rss_growth_bounded, rss_kib
-from tests.server import ServerProcess
+from tests.helpers.attack import Bystander, assert_rss_growth_bounded, rss_kib
+from tests.helpers.server import ServerProcess
 from tests.test_websocket_framing import OPCODE_CLOSE, OPCODE_TEXT, RawSocket, json_frame
 
 ATTACK_SECONDS = 3.0  # the flooder sends for at most this long

@@ -11,10 +11,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.attack import rss_kib
-from tests.client import Client
 from tests.conftest import ServerFactory
-from tests.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
+from tests.helpers.attack import rss_kib
+from tests.helpers.client import Client
+from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
 from tests.test_bad_input import message_frames
 from tests.test_websocket_framing import RawSocket
 

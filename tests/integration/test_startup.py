@@ -23,8 +23,8 @@ from protocol.tokens import InvalidToken, verify_token
 from settings import load_settings
 from storage import open_storage
 from storage.schema import MIGRATIONS
+from tests.helpers.server import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRET = "startup-test-secret-0123456789abcdef"
 QUICK = 15.0  # seconds a refused start may take at most (it takes well under one)
 START_TIMEOUT = 30.0

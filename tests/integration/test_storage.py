@@ -13,7 +13,7 @@ import pytest
 from settings import load_settings
 from storage import MessageDraft, NotificationDraft, Storage, open_storage, store
 from storage.schema import LATEST_VERSION
-from tests.server import SECRET
+from tests.helpers.server import SECRET
 
 
 def _open(database_env: dict[str, str]) -> Storage:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ServerFactory
-from tests.server import ServerProcess
+from tests.helpers.server import ServerProcess
 from tests.test_bad_input import assert_service_works, history
 
 OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.server import REPO_ROOT
+from tests.helpers.server import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.supervision import SupervisedCluster, supervised_cluster
+from tests.helpers.supervision import SupervisedCluster, supervised_cluster
 from tests.test_browser import (  # noqa: F401  (browser and new_context: fixtures, found by pytest here)
     ALICE,
     BOB,

@@ -16,10 +16,10 @@ import pytest
 import redis
 
 from cluster.redis_pubsub import channel_of
-from tests.client import Client
 from tests.conftest import BACKENDS, DatabaseFactory, ServerFactory
-from tests.redis_server import RedisServer
-from tests.server import SCRIPTED_CLIENT_LIMITS, ServerProcess, wait_until
+from tests.helpers.client import Client
+from tests.helpers.redis_server import RedisServer
+from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess, wait_until
 from tests.test_notifications import QUIET, assert_notification, assert_ok, ids, name_of, notify, post_of
 from tests.test_operations import Scrape, stored_messages
 

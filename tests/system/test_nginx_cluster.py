@@ -17,9 +17,9 @@ from typing import Iterator
 import pytest
 
 from settings import load_settings
-from tests.client import Client
-from tests.server import REPO_ROOT, SECRET, free_port, wait_until
-from tests.supervision import SupervisedCluster, refuses, supervised_cluster
+from tests.helpers.client import Client
+from tests.helpers.server import REPO_ROOT, SECRET, free_port, wait_until
+from tests.helpers.supervision import SupervisedCluster, refuses, supervised_cluster
 from tests.test_notifications import assert_notification, assert_ok, notify
 
 NGINX = Path("/usr/sbin/nginx")

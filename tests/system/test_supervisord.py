@@ -17,8 +17,16 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import DatabaseFactory
-from tests.server import REPO_ROOT, ServerProcess
-from tests.supervision import START_TIMEOUT, Supervisor, exited, generate_config, read_config, refuses, wait_running
+from tests.helpers.server import REPO_ROOT, ServerProcess
+from tests.helpers.supervision import (
+    START_TIMEOUT,
+    Supervisor,
+    exited,
+    generate_config,
+    read_config,
+    refuses,
+    wait_running,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ from typing import Iterator
 import pytest
 from supervisor.datatypes import dict_of_key_value_pairs
 
-from tests.server import REPO_ROOT, ServerProcess
-from tests.supervision import (
+from tests.helpers.server import REPO_ROOT, ServerProcess
+from tests.helpers.supervision import (
     CLUSTER_PROGRAMS,
     CLUSTER_REDIS_PORT,
     COMMAND_TIMEOUT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.server import REPO_ROOT
+from tests.helpers.server import REPO_ROOT
 
 
 def test_ruff_finds_nothing() -> None:

@@ -1,0 +1,1 @@
+"""System tier: deployments of several processes (supervisord, nginx, Redis, a browser, the bench)."""
