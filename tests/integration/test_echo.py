@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.helpers.server import REPO_ROOT
-from tests.test_websocket_framing import (
+from tests.helpers.wire import (
     OPCODE_BINARY,
     OPCODE_CONTINUATION,
     OPCODE_PING,

@@ -34,8 +34,7 @@ from protocol.frames import MAX_REF_TYPE_CHARS
 from tests.conftest import ServerFactory
 from tests.helpers.client import Client
 from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
-from tests.test_bad_input import MAX_CONTENT, MAX_FRAME, assert_service_works, history, message_frames
-from tests.test_websocket_framing import (
+from tests.helpers.wire import (
     OPCODE_BINARY,
     OPCODE_CLOSE,
     OPCODE_CONTINUATION,
@@ -43,6 +42,7 @@ from tests.test_websocket_framing import (
     RawSocket,
     client_frame,
 )
+from tests.test_bad_input import MAX_CONTENT, MAX_FRAME, assert_service_works, history, message_frames
 
 SEED = int(os.environ.get("HOSTILE_SEED", "20261126"))
 FLOODERS = 6

@@ -28,8 +28,8 @@ from websockets.exceptions import ConnectionClosed
 from tests.conftest import ServerFactory
 from tests.helpers.client import Client
 from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, SECRET, ServerProcess, wait_until
+from tests.helpers.wire import OPCODE_CLOSE, RawSocket
 from tests.test_notifications import notify, post_of
-from tests.test_websocket_framing import OPCODE_CLOSE, RawSocket
 
 TIMEOUT = 10.0
 DRAIN_TIMEOUT = 5.0  # [server] drain_timeout of the shutdown tests' servers

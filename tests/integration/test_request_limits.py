@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from tests.conftest import ServerFactory
 from tests.helpers.attack import Bystander, TimedLoop, assert_rss_growth_bounded, rss_kib
 from tests.helpers.server import ServerProcess, wait_until
-from tests.test_websocket_framing import RawSocket
+from tests.helpers.wire import RawSocket
 
 REQUEST_TIMEOUT = 10.0  # the defaults of [server] request_timeout and keep_alive_timeout
 KEEP_ALIVE_TIMEOUT = 5.0

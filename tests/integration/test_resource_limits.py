@@ -27,8 +27,7 @@ from storage import MessageDraft
 from tests.conftest import ServerFactory
 from tests.helpers.attack import Bystander, assert_rss_growth_bounded, rss_kib
 from tests.helpers.server import ServerProcess
-from tests.test_operations import Scrape
-from tests.test_websocket_framing import (
+from tests.helpers.wire import (
     OPCODE_CONTINUATION,
     OPCODE_PING,
     OPCODE_PONG,
@@ -38,6 +37,7 @@ from tests.test_websocket_framing import (
     connect_frame,
     json_frame,
 )
+from tests.test_operations import Scrape
 from web.framing import MAX_FRAGMENTS
 from web.transport import CLOSE_FLUSH_SECONDS, CLOSE_GRACE_SECONDS
 

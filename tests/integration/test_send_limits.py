@@ -15,7 +15,7 @@ import time
 from settings import SCHEMA
 from tests.helpers.attack import Bystander, assert_rss_growth_bounded, rss_kib
 from tests.helpers.server import ServerProcess
-from tests.test_websocket_framing import OPCODE_CLOSE, OPCODE_TEXT, RawSocket, json_frame
+from tests.helpers.wire import OPCODE_CLOSE, OPCODE_TEXT, RawSocket, json_frame
 
 ATTACK_SECONDS = 3.0  # the flooder sends for at most this long
 CLOSE_DEADLINE = 5.0  # seconds from the first frame to the 4429
