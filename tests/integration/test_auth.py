@@ -15,9 +15,9 @@ from urllib.parse import quote
 import jwt
 import pytest
 
+from tests.helpers.chat import assert_message_goes_through, assert_service_works, padded_message
 from tests.helpers.client import Client
 from tests.helpers.server import SECRET, ServerProcess
-from tests.test_bad_input import assert_message_goes_through, assert_service_works, padded_message
 
 MAX_FRAME = 65536
 # the HS512 case signs with the service's own (short for SHA-512) secret on purpose

@@ -32,6 +32,7 @@ from typing import Any
 
 from protocol.frames import MAX_REF_TYPE_CHARS
 from tests.conftest import ServerFactory
+from tests.helpers.chat import MAX_CONTENT, MAX_FRAME, assert_service_works, history, message_frames
 from tests.helpers.client import Client
 from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
 from tests.helpers.wire import (
@@ -42,7 +43,6 @@ from tests.helpers.wire import (
     RawSocket,
     client_frame,
 )
-from tests.test_bad_input import MAX_CONTENT, MAX_FRAME, assert_service_works, history, message_frames
 
 SEED = int(os.environ.get("HOSTILE_SEED", "20261126"))
 FLOODERS = 6

@@ -23,10 +23,10 @@ import pytest
 
 from protocol.signing import sign
 from tests.conftest import BACKENDS, DatabaseFactory, ServerFactory
+from tests.helpers.chat import assert_message_goes_through, assert_service_works, history, unique
 from tests.helpers.client import Client
 from tests.helpers.server import ServerProcess, wait_until
 from tests.helpers.wire import OPCODE_PING, OPCODE_PONG, RawSocket, connect_frame
-from tests.test_bad_input import assert_message_goes_through, assert_service_works, history, unique
 from tests.test_notifications import assert_failure, assert_ok, post_json, post_of
 
 ALLOWED_ORIGIN = "https://social.example.com"

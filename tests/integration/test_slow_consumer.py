@@ -13,10 +13,10 @@ from typing import Any
 
 from tests.conftest import ServerFactory
 from tests.helpers.attack import rss_kib
+from tests.helpers.chat import message_frames
 from tests.helpers.client import Client
 from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
 from tests.helpers.wire import RawSocket
-from tests.test_bad_input import message_frames
 
 QUEUE_FRAMES = 16
 CONTENT = "x" * 4000

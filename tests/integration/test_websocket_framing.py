@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ServerFactory
+from tests.helpers.chat import assert_service_works, history
 from tests.helpers.server import ServerProcess
 from tests.helpers.wire import (
     OPCODE_CLOSE,
@@ -29,7 +30,6 @@ from tests.helpers.wire import (
     connect_frame,
     json_frame,
 )
-from tests.test_bad_input import assert_service_works, history
 
 CLOSE_GRACE_SECONDS = 2.0  # web.transport: how long the server waits for an answer to its close frame
 
