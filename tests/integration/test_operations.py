@@ -27,9 +27,9 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import ServerFactory
 from tests.helpers.client import Client
+from tests.helpers.notifications import notify, post_of
 from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, SECRET, ServerProcess, wait_until
 from tests.helpers.wire import OPCODE_CLOSE, RawSocket
-from tests.test_notifications import notify, post_of
 
 TIMEOUT = 10.0
 DRAIN_TIMEOUT = 5.0  # [server] drain_timeout of the shutdown tests' servers

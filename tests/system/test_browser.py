@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, expect, sync_playwright
 
-from tests import test_notifications as notifications
 from tests.conftest import ServerFactory
+from tests.helpers import notifications
 from tests.helpers.server import REPO_ROOT, ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")

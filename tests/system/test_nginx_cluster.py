@@ -18,9 +18,9 @@ import pytest
 
 from settings import load_settings
 from tests.helpers.client import Client
+from tests.helpers.notifications import assert_notification, assert_ok, notify
 from tests.helpers.server import REPO_ROOT, SECRET, free_port, wait_until
 from tests.helpers.supervision import SupervisedCluster, refuses, supervised_cluster
-from tests.test_notifications import assert_notification, assert_ok, notify
 
 NGINX = Path("/usr/sbin/nginx")
 SITE = REPO_ROOT / "deploy" / "nginx-cluster.conf"

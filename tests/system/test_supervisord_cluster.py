@@ -17,6 +17,7 @@ from typing import Iterator
 import pytest
 from supervisor.datatypes import dict_of_key_value_pairs
 
+from tests.helpers.notifications import assert_notification, assert_ok, notify
 from tests.helpers.server import REPO_ROOT, ServerProcess
 from tests.helpers.supervision import (
     CLUSTER_PROGRAMS,
@@ -29,7 +30,6 @@ from tests.helpers.supervision import (
     supervised_cluster,
     wait_running,
 )
-from tests.test_notifications import assert_notification, assert_ok, notify
 from tests.test_operations import stored_messages
 from web.demo import DEMO_FOLLOWS, DEMO_POSTS, DEMO_USERS
 
