@@ -26,6 +26,7 @@ from settings import SCHEMA
 from storage import MessageDraft
 from tests.conftest import ServerFactory
 from tests.helpers.attack import Bystander, assert_rss_growth_bounded, rss_kib
+from tests.helpers.operations import Scrape
 from tests.helpers.server import ServerProcess
 from tests.helpers.wire import (
     OPCODE_CONTINUATION,
@@ -37,7 +38,6 @@ from tests.helpers.wire import (
     connect_frame,
     json_frame,
 )
-from tests.test_operations import Scrape
 from web.framing import MAX_FRAGMENTS
 from web.transport import CLOSE_FLUSH_SECONDS, CLOSE_GRACE_SECONDS
 

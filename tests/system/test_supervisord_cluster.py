@@ -18,6 +18,7 @@ import pytest
 from supervisor.datatypes import dict_of_key_value_pairs
 
 from tests.helpers.notifications import assert_notification, assert_ok, notify
+from tests.helpers.operations import stored_messages
 from tests.helpers.server import REPO_ROOT, ServerProcess
 from tests.helpers.supervision import (
     CLUSTER_PROGRAMS,
@@ -30,7 +31,6 @@ from tests.helpers.supervision import (
     supervised_cluster,
     wait_running,
 )
-from tests.test_operations import stored_messages
 from web.demo import DEMO_FOLLOWS, DEMO_POSTS, DEMO_USERS
 
 pytestmark = pytest.mark.slow
