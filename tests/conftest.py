@@ -1,4 +1,4 @@
-"""Fixtures: real service processes on SQLite and on a throwaway MariaDB.
+"""Fixtures shared by the tiers: real service processes on SQLite and on a throwaway MariaDB.
 
 `REALTIME_TEST_BACKENDS` (default `sqlite,mysql`) chooses the backends the
 integration tests run on; MariaDB comes from `scripts/install-system-deps.sh`.
@@ -6,20 +6,14 @@ integration tests run on; MariaDB comes from `scripts/install-system-deps.sh`.
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
 from tests.helpers.mariadb import MariaDB, start_mariadb
-from tests.helpers.redis_server import RedisServer
-from tests.helpers.server import ServerProcess
-
-BACKENDS = [
-    name.strip() for name in os.environ.get("REALTIME_TEST_BACKENDS", "sqlite,mysql").split(",") if name.strip()
-]
+from tests.helpers.server import BACKENDS, DatabaseFactory, ServerFactory, ServerProcess, mysql_database
 
 
 @pytest.fixture(scope="session")
@@ -27,18 +21,6 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
     server = start_mariadb(tmp_path_factory.mktemp("mariadb"))
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A real redis-server shared by the session's cluster tests; tests that stop it start their own."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
-
-
-DatabaseFactory = Callable[[str], dict[str, str]]
 
 
 @pytest.fixture(scope="session")
@@ -52,19 +34,6 @@ def new_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         return mysql_database(request.getfixturevalue("mariadb"), f"realtime_{uuid.uuid4().hex[:12]}")
 
     return make
-
-
-def mysql_database(server: MariaDB, name: str) -> dict[str, str]:
-    """Create database `name` on `server`; its REALTIME_DATABASE_* environment."""
-    server.create_database(name)
-    return {
-        "REALTIME_DATABASE_BACKEND": "mysql",
-        "REALTIME_DATABASE_HOST": server.host,
-        "REALTIME_DATABASE_PORT": str(server.port),
-        "REALTIME_DATABASE_USER": server.user,
-        "REALTIME_DATABASE_PASSWORD": server.password,
-        "REALTIME_DATABASE_NAME": name,
-    }
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -82,9 +51,6 @@ def server(
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
-
-
-ServerFactory = Callable[..., ServerProcess]
 
 
 @pytest.fixture

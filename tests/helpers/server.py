@@ -21,10 +21,15 @@ from protocol.tokens import mint_token
 from settings import load_settings
 from storage import Storage, open_storage
 from tests.helpers.client import Client
+from tests.helpers.mariadb import MariaDB
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "integration-test-secret-0123456789abcdef"
 START_TIMEOUT = 30.0
+# The databases the integration tests run on (`REALTIME_TEST_BACKENDS`, default both): "sqlite", "mysql".
+BACKENDS = [
+    name.strip() for name in os.environ.get("REALTIME_TEST_BACKENDS", "sqlite,mysql").split(",") if name.strip()
+]
 # The send limits ([limits], per user and per socket) of a server whose clients are scripts, not people: bulk
 # senders, traffic generators, fuzzers. The defaults stop such clients on purpose; these tests measure something else.
 SCRIPTED_CLIENT_LIMITS = {
@@ -209,3 +214,20 @@ class ServerProcess:
             assert time.monotonic() < deadline, f"{what}: not so within {timeout} s; /healthz answered {answer}"
             time.sleep(0.05)  # polling an HTTP endpoint: there is no event to wait on
         return answer[1]
+
+
+ServerFactory = Callable[..., ServerProcess]  # the `make_server` fixture
+DatabaseFactory = Callable[[str], dict[str, str]]  # the `new_database` fixture
+
+
+def mysql_database(server: MariaDB, name: str) -> dict[str, str]:
+    """Create database `name` on `server`; its REALTIME_DATABASE_* environment."""
+    server.create_database(name)
+    return {
+        "REALTIME_DATABASE_BACKEND": "mysql",
+        "REALTIME_DATABASE_HOST": server.host,
+        "REALTIME_DATABASE_PORT": str(server.port),
+        "REALTIME_DATABASE_USER": server.user,
+        "REALTIME_DATABASE_PASSWORD": server.password,
+        "REALTIME_DATABASE_NAME": name,
+    }

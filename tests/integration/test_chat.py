@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from tests.conftest import ServerFactory
-from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess, new_user_ids
+from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerFactory, ServerProcess, new_user_ids
 
 ISO_UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

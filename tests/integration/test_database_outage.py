@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS, mysql_database
 from tests.helpers.mariadb import MariaDB, start_mariadb
 from tests.helpers.operations import Traffic, assert_promises_kept, start_traffic, stored_messages
-from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
+from tests.helpers.server import BACKENDS, SCRIPTED_CLIENT_LIMITS, ServerProcess, mysql_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif("mysql" not in BACKENDS, reason="needs the MariaDB backend")]
 RECOVERY_TIMEOUT = 30.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ServerFactory
+from tests.helpers.server import ServerFactory
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import ServerFactory
-from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess, new_user_ids
+from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerFactory, ServerProcess, new_user_ids
 
 pytestmark = pytest.mark.slow
 

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol.frames import MAX_REF_TYPE_CHARS
-from tests.conftest import ServerFactory
 from tests.helpers.chat import MAX_CONTENT, MAX_FRAME, assert_service_works, history, message_frames
 from tests.helpers.client import Client
-from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
+from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerFactory, ServerProcess
 from tests.helpers.wire import (
     OPCODE_BINARY,
     OPCODE_CLOSE,

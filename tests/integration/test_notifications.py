@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ServerFactory
 from tests.helpers.client import Client
 from tests.helpers.notifications import (
     ISO_UTC_MS,
@@ -35,7 +34,7 @@ from tests.helpers.notifications import (
     post_of,
     request,
 )
-from tests.helpers.server import ServerProcess, new_user_ids
+from tests.helpers.server import ServerFactory, ServerProcess, new_user_ids
 
 MAX_BODY_BYTES = 65536  # the default [limits] max_body_bytes
 LIKE_WINDOW = 1.0  # [notify] like_group_seconds of the grouping tests' servers

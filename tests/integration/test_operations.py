@@ -23,10 +23,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import ServerFactory
 from tests.helpers.notifications import notify, post_of
 from tests.helpers.operations import TIMEOUT, Scrape, assert_promises_kept, start_traffic, stored_messages
-from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, SECRET, ServerProcess, wait_until
+from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, SECRET, ServerFactory, ServerProcess, wait_until
 from tests.helpers.wire import OPCODE_CLOSE, RawSocket
 
 DRAIN_TIMEOUT = 5.0  # [server] drain_timeout of the shutdown tests' servers

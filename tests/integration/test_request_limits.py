@@ -21,9 +21,8 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from tests.conftest import ServerFactory
 from tests.helpers.attack import Bystander, TimedLoop, assert_rss_growth_bounded, rss_kib
-from tests.helpers.server import ServerProcess, wait_until
+from tests.helpers.server import ServerFactory, ServerProcess, wait_until
 from tests.helpers.wire import RawSocket
 
 REQUEST_TIMEOUT = 10.0  # the defaults of [server] request_timeout and keep_alive_timeout

@@ -24,10 +24,9 @@ import pytest
 
 from settings import SCHEMA
 from storage import MessageDraft
-from tests.conftest import ServerFactory
 from tests.helpers.attack import Bystander, assert_rss_growth_bounded, rss_kib
 from tests.helpers.operations import Scrape
-from tests.helpers.server import ServerProcess
+from tests.helpers.server import ServerFactory, ServerProcess
 from tests.helpers.wire import (
     OPCODE_CONTINUATION,
     OPCODE_PING,

@@ -22,11 +22,10 @@ from typing import Any, Iterator
 import pytest
 
 from protocol.signing import sign
-from tests.conftest import BACKENDS, DatabaseFactory, ServerFactory
 from tests.helpers.chat import assert_message_goes_through, assert_service_works, history, unique
 from tests.helpers.client import Client
 from tests.helpers.notifications import assert_failure, assert_ok, post_json, post_of
-from tests.helpers.server import ServerProcess, wait_until
+from tests.helpers.server import BACKENDS, DatabaseFactory, ServerFactory, ServerProcess, wait_until
 from tests.helpers.wire import OPCODE_PING, OPCODE_PONG, RawSocket, connect_frame
 
 ALLOWED_ORIGIN = "https://social.example.com"

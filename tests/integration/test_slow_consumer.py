@@ -11,11 +11,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.conftest import ServerFactory
 from tests.helpers.attack import rss_kib
 from tests.helpers.chat import message_frames
 from tests.helpers.client import Client
-from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess
+from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerFactory, ServerProcess
 from tests.helpers.wire import RawSocket
 
 QUEUE_FRAMES = 16

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ServerFactory
 from tests.helpers.chat import assert_service_works, history
-from tests.helpers.server import ServerProcess
+from tests.helpers.server import ServerFactory, ServerProcess
 from tests.helpers.wire import (
     OPCODE_CLOSE,
     OPCODE_CONTINUATION,

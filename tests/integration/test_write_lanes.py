@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import BACKENDS, ServerFactory
+from tests.helpers.server import BACKENDS, ServerFactory
 
 pytestmark = pytest.mark.skipif("mysql" not in BACKENDS, reason="needs the MariaDB backend")
 

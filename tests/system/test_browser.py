@@ -23,9 +23,8 @@ from typing import Any, Callable, Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, expect, sync_playwright
 
-from tests.conftest import ServerFactory
 from tests.helpers import notifications
-from tests.helpers.server import REPO_ROOT, ServerProcess
+from tests.helpers.server import REPO_ROOT, ServerFactory, ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

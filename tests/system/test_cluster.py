@@ -16,12 +16,18 @@ import pytest
 import redis
 
 from cluster.redis_pubsub import channel_of
-from tests.conftest import BACKENDS, DatabaseFactory, ServerFactory
 from tests.helpers.client import Client
 from tests.helpers.notifications import QUIET, assert_notification, assert_ok, ids, name_of, notify, post_of
 from tests.helpers.operations import Scrape, stored_messages
 from tests.helpers.redis_server import RedisServer
-from tests.helpers.server import SCRIPTED_CLIENT_LIMITS, ServerProcess, wait_until
+from tests.helpers.server import (
+    BACKENDS,
+    SCRIPTED_CLIENT_LIMITS,
+    DatabaseFactory,
+    ServerFactory,
+    ServerProcess,
+    wait_until,
+)
 
 RECOVERY_TIMEOUT = 15.0  # Redis back: the nodes reconnect within their longest backoff (5 s), and then some
 

@@ -16,8 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import DatabaseFactory
-from tests.helpers.server import REPO_ROOT, ServerProcess
+from tests.helpers.server import REPO_ROOT, DatabaseFactory, ServerProcess
 from tests.helpers.supervision import (
     START_TIMEOUT,
     Supervisor,
