@@ -2,8 +2,8 @@
 
 Alice's page is served by node a and holds its socket there; bob's is served by node b. Everything
 between them crosses Redis: chat with ticks up to read, and notifications sent through one node's
-notify API raising the badge in the page of the other node (tests/test_browser.py has the page
-helpers and the single-node tests).
+notify API raising the badge in the page of the other node (tests/helpers/browser.py has the page
+helpers, tests/system/test_browser.py the single-node tests).
 """
 
 from __future__ import annotations
@@ -14,19 +14,8 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import expect
 
+from tests.helpers.browser import ALICE, BOB, CAROL, ContextFactory, DemoPage, needs_chromium, notify, save_screenshot
 from tests.helpers.supervision import SupervisedCluster, supervised_cluster
-from tests.test_browser import (  # noqa: F401  (browser and new_context: fixtures, found by pytest here)
-    ALICE,
-    BOB,
-    CAROL,
-    ContextFactory,
-    DemoPage,
-    browser,
-    needs_chromium,
-    new_context,
-    notify,
-    save_screenshot,
-)
 
 VIEWPORT = {"width": 1280, "height": 760}
 
