@@ -15,6 +15,16 @@ import pytest
 from tests.helpers.mariadb import MariaDB, start_mariadb
 from tests.helpers.server import BACKENDS, DatabaseFactory, ServerFactory, ServerProcess, mysql_database
 
+TESTS = Path(__file__).parent
+TIERS = ("unit", "integration", "system")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, the folder it is in, so that `-m` selects tiers as paths do."""
+    for item in items:
+        if item.path.is_relative_to(TESTS) and (tier := item.path.relative_to(TESTS).parts[0]) in TIERS:
+            item.add_marker(tier)
+
 
 @pytest.fixture(scope="session")
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
