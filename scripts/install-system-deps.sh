@@ -2,10 +2,10 @@
 # Install the system packages the tests need, from Debian's packages.
 # Usage: scripts/install-system-deps.sh [mariadb] [chromium] [node] [redis] [nginx]   (no argument: mariadb)
 #   mariadb   MariaDB server and client, for the integration tests on MySQL/MariaDB
-#   chromium  headless Chromium at /usr/bin/chromium, for the browser tests (tests/test_browser.py)
+#   chromium  headless Chromium at /usr/bin/chromium, for the browser tests (tests/system/test_browser.py)
 #   node      Node.js, for the browser client's unit tests (tests/js)
 #   redis     Redis server, for the cluster tests and the two-node benchmark
-#   nginx     nginx, for the test of the load balancer example (tests/test_nginx_cluster.py)
+#   nginx     nginx, for the test of the load balancer example (tests/system/test_nginx_cluster.py)
 # Idempotent: installs only what is missing, and returns at once when nothing is.
 set -euo pipefail
 

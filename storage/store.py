@@ -517,7 +517,7 @@ def conversation_page_query(
     of both directions instead made SQLite read and sort the whole conversation (MULTI-INDEX OR, TEMP B-TREE
     FOR ORDER BY); and MariaDB, unless the index is named (`by_index`), scanned (sender_id, recipient_id)
     from the newest message down to the page. A user talking to itself has one direction only. Plans and work
-    per page: tests/test_storage.py.
+    per page: tests/integration/test_storage.py.
     """
     directions = [(user_id, other_id)] if user_id == other_id else [(user_id, other_id), (other_id, user_id)]
     where = "WHERE sender_id = %s AND recipient_id = %s AND id < %s ORDER BY id DESC LIMIT %s"

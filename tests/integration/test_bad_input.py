@@ -3,7 +3,7 @@
 Each case asserts the exact `error` code (with `ref`) or close code, that the
 same socket keeps working where the contract says it stays open, and that the
 service keeps working for other users. Authentication cases are in
-tests/test_auth.py.
+tests/integration/test_auth.py.
 """
 
 from __future__ import annotations

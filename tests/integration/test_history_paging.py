@@ -1,6 +1,6 @@
 """Attack: several accounts page back through long conversations as fast as the server answers, on the DEFAULT
 settings, while another user chats. A page costs a bounded range scan whatever the conversation's length
-(tests/test_storage.py shows the plans), so the chatting user's send->ack latency stays low."""
+(tests/integration/test_storage.py shows the plans), so the chatting user's send->ack latency stays low."""
 
 from __future__ import annotations
 

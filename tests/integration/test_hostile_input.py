@@ -905,7 +905,7 @@ def test_a_connect_token_with_a_lone_surrogate_is_unauthorized(server: ServerPro
         error = first.expect("error")
         assert error["code"] == "unauthorized" and error["ref"] == {"type": "connect"}, error
         assert first.expect_close() == 4401
-    # on an authenticated socket: refused, and the socket stays open (as tests/test_auth.py has it)
+    # on an authenticated socket: refused, and the socket stays open (as tests/integration/test_auth.py has it)
     with server.connect(a_id) as again:
         again.send(json.dumps({"type": "connect", "userId": a_id, "token": "abc\ud800"}))
         error = again.expect("error")

@@ -112,8 +112,8 @@ def test_a_ping_gets_a_pong_with_its_payload_before_and_after_authentication(ser
         for payload in (b"after auth", b"", b"\xff" * 125):
             a.send_frame(OPCODE_PING, payload)
             a.expect_pong(payload)
-        # several pings in one write, from a peer that reads: a pong each, in order (tests/test_resource_limits.py:
-        # one that does not read gets one pong, to the latest)
+        # several pings in one write, from a peer that reads: a pong each, in order
+        # (tests/integration/test_resource_limits.py: one that does not read gets one pong, to the latest)
         a.send(b"".join(client_frame(OPCODE_PING, b"p%d" % n) for n in range(5)))
         for n in range(5):
             a.expect_pong(b"p%d" % n)

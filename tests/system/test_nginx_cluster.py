@@ -1,6 +1,6 @@
 """deploy/nginx-cluster.conf in a real nginx (Debian's package) in front of supervisord-cluster.conf's two nodes.
 
-A copy of the file points its upstreams at the test's nodes (tests/supervision.py) and listens on free
+A copy of the file points its upstreams at the test's nodes (tests/helpers/supervision.py) and listens on free
 loopback ports; nginx runs in the foreground with its prefix, logs and temporary files in the test's
 directory. Clients that speak only to nginx are spread over both nodes, chat and are notified.
 """

@@ -1,6 +1,6 @@
 """The service under the real supervisord, with the repository's supervisord.conf.
 
-The test runs a copy of the file (see tests/supervision.py) in which what
+The test runs a copy of the file (see tests/helpers/supervision.py) in which what
 supervisord writes goes to the test's temporary directories, the program's
 `command` and `directory` are still the repository's `.venv/bin/python -m web`,
 and `environment=` gives the service the test's ports, database and secret.

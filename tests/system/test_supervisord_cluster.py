@@ -1,6 +1,6 @@
 """Two nodes and Redis under the real supervisord, with the repository's supervisord-cluster.conf.
 
-The test runs a copy of the file (see tests/supervision.py) that gives Redis
+The test runs a copy of the file (see tests/helpers/supervision.py) that gives Redis
 and both nodes free loopback ports and puts data/ (logs, the control socket,
 Redis's directory, the shared SQLite file and the demo secret) in a temporary
 directory. Programs, start order, demo mode and cluster settings are the
