@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite: installs the Python dependencies, and Chromium, Node.js, Redis, nginx and MariaDB if
-# missing, then pytest. Extra arguments go to pytest (e.g. -k chat, -x). REALTIME_TEST_BACKENDS=sqlite skips MariaDB.
+# missing, then pytest over every tier (pytest.ini: tests/unit, tests/integration, tests/system). Extra arguments go to
+# pytest (e.g. tests/unit, -k chat, -x). REALTIME_TEST_BACKENDS=sqlite skips MariaDB.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh requirements-dev.txt || exit 1
