@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from actors.messages import DeliverMessage, DeliverNotification, PushFrame
+from routing import DeliverMessage, DeliverNotification, PushFrame
 from storage import Message, Notification
 
 VERSION = 1

@@ -7,9 +7,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from actors.messages import CloseAll, DeliverMessage, DeliverNotification, NotifyUsers, PushFrame, ToUser
+from actors.messages import CloseAll, NotifyUsers, ToUser
 from cluster.envelope import EnvelopeError, decode, encode, origin_prefix
 from cluster.redis_pubsub import channel_of, user_of
+from routing import DeliverMessage, DeliverNotification, PushFrame
 from storage import Message, Notification
 
 ORIGIN = "3f2c9a0e5b7d4e1f8a6b2c4d0e9f1a3b"
