@@ -92,7 +92,13 @@ class NotificationActor(GeventActor):
             stored = storage.store_notifications(
                 [
                     NotificationDraft(
-                        user_id, request.kind, request.actor_id, request.post_id, request.comment_id, text, created_at
+                        user_id=user_id,
+                        type=request.kind,
+                        actor_id=request.actor_id,
+                        post_id=request.post_id,
+                        comment_id=request.comment_id,
+                        text=text,
+                        created_at=created_at,
                     )
                     for user_id in ordered[start : start + self._batch_size]
                 ]
