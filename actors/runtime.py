@@ -13,15 +13,17 @@ exactly as with pykka's own runtimes.
 from __future__ import annotations
 
 import logging
+import queue
 import sys
 from collections import deque
-from typing import Any, Callable
+from types import TracebackType
+from typing import Any, Callable, TypeVar
 
 import gevent
 import pykka
+from gevent.event import AsyncResult
 from greenlet import getcurrent, greenlet
 from pykka._envelope import Envelope
-from pykka._threading import ThreadingFuture
 
 log = logging.getLogger(__name__)
 IDLE_RUNNERS = 64  # finished runner greenlets kept for reuse
@@ -63,6 +65,54 @@ class _Runners:
 run_soon = _Runners(IDLE_RUNNERS).run_soon
 
 
+T = TypeVar("T")
+ExcInfo = tuple[type[BaseException], BaseException | None, TracebackType | None]
+
+
+class GeventFuture(pykka.Future[T]):
+    """A pykka future that waits on gevent's hub, whether or not threading is monkey-patched.
+
+    It keeps pykka's semantics: `get()` raises `pykka.Timeout` when the timeout passes and re-raises a
+    failure with the traceback it was set with; setting a result twice, or a result and a get hook,
+    raises `queue.Full`. The exception info is kept as it is, not pickled as `AsyncResult.set_exception`
+    would do with it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._outcome: AsyncResult = AsyncResult()  # its value: (value, exc_info or None)
+        self._hooked = False
+
+    def get(self, *, timeout: float | None = None) -> T:
+        if self._hooked:
+            return super().get(timeout=timeout)  # pykka's Future calls the hook once and keeps its result
+        self._outcome.wait(timeout)
+        if not self._outcome.ready():
+            raise pykka.Timeout(f"{timeout} seconds")
+        value, exc_info = self._outcome.value
+        if exc_info is None:
+            return value
+        exc_type, exc_value, exc_traceback = exc_info
+        raise (exc_type() if exc_value is None else exc_value).with_traceback(exc_traceback)
+
+    def set(self, value: T | None = None) -> None:
+        self._settle(value, None)
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        self._settle(None, sys.exc_info() if exc_info is None else exc_info)
+
+    def set_get_hook(self, func: Callable[[float | None], T]) -> None:
+        if self._outcome.ready():
+            raise queue.Full
+        super().set_get_hook(func)
+        self._hooked = True
+
+    def _settle(self, value: T | None, exc_info: ExcInfo | None) -> None:
+        if self._outcome.ready() or self._hooked:
+            raise queue.Full
+        self._outcome.set((value, exc_info))
+
+
 class _Mailbox:
     """The inbox pykka puts envelopes in; tells its actor when the first one arrives."""
 
@@ -101,7 +151,7 @@ class GeventActor(pykka.Actor):
 
     @staticmethod
     def _create_future() -> pykka.Future[Any]:
-        return ThreadingFuture()  # gevent-aware once threading is monkey-patched
+        return GeventFuture()
 
     def _start_actor_loop(self) -> None:
         self._draining = True  # the first greenlet runs on_start, then the mailbox
@@ -153,4 +203,4 @@ class GeventActor(pykka.Actor):
             raise
 
 
-__all__ = ["GeventActor", "run_soon"]
+__all__ = ["GeventActor", "GeventFuture", "run_soon"]
