@@ -16,12 +16,13 @@ from actors.messages import ConnectedAmong, Notify, NotifyResult, NotifyUsers
 from actors.runtime import GeventActor
 from protocol.notify import NotifyRequest, display_name, notification_text
 from routing import Cluster, DeliverNotification
-from storage import NotFound, NotificationDraft, Storage
+from storage import NotFound, NotificationDraft, Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
 ROUTER_TIMEOUT = 30.0
 FOLLOWER_PAGE = 1000
 OFFLINE_PAUSE = 1.0  # after a batch with offline recipients, pause this many times as long as it took
+STOP_TIMEOUT = 5.0  # how long a stopping actor lets the fan-outs still running finish before it kills them
 
 
 class NotificationActor(GeventActor):
@@ -45,6 +46,7 @@ class NotificationActor(GeventActor):
         now_ms: Callable[[], int],
         batch_size: int,
         concurrency: int,
+        stop_timeout: float = STOP_TIMEOUT,
     ):
         super().__init__()
         self._storage = storage
@@ -52,6 +54,7 @@ class NotificationActor(GeventActor):
         self._cluster = cluster
         self._now_ms = now_ms
         self._batch_size = batch_size
+        self._stop_timeout = stop_timeout
         self._jobs = Pool(concurrency)
 
     def on_receive(self, message: Any) -> None:
@@ -62,7 +65,11 @@ class NotificationActor(GeventActor):
                 log.warning("notifications: unexpected message %r", message)
 
     def on_stop(self) -> None:
-        self._jobs.join()
+        """Let running fan-outs finish for `stop_timeout`, then kill the others: the notifications they stored
+        stay stored, those they had not stored yet are never stored, and their callers get a 503."""
+        if not self._jobs.join(timeout=self._stop_timeout):
+            log.warning("notifications: %d fan-outs unfinished at stop; killing them", len(self._jobs))
+            self._jobs.kill(block=False)
 
     def _run(self, request: NotifyRequest, reply: AsyncResult) -> None:
         started = time.monotonic()
@@ -75,6 +82,9 @@ class NotificationActor(GeventActor):
             if not isinstance(error, NotFound):
                 log.exception("notify %s for post %s failed", request.kind, request.post_id)
             reply.set_exception(error)
+        except gevent.GreenletExit:  # killed by on_stop
+            reply.set_exception(StorageUnavailable("the service stopped before every notification was stored"))
+            raise
 
     def _fan_out(self, request: NotifyRequest) -> NotifyResult:
         storage = self._storage
