@@ -68,6 +68,7 @@ class Node:
         self.summary_reader = Batcher("connect summaries", storage.connect_summaries, batch, lanes)
         self.cluster = cluster
         self.router = RouterActor.start(self._start_user_actor, settings.limits.sockets_per_user, cluster)
+        # read by _start_user_actor, which the router calls only for an attach, once this node is built
         self._users = UserContext(
             storage=storage,
             router=self.router,

@@ -33,6 +33,7 @@ from routing import Cluster, DeliverMessage, DeliverNotification, PushFrame
 from storage import (
     BACKLOG_PAGE,
     ConnectSummary,
+    Delivery,
     Forbidden,
     Message,
     MessageDraft,
@@ -65,7 +66,7 @@ class UserContext:
     router: pykka.ActorRef  # to reach other users
     cluster: Cluster  # to reach this user's sockets on other nodes
     message_writer: Batcher[MessageDraft, StoreResult]
-    delivery_writer: Batcher[Message, Any]  # only waited on: `mark_delivered` submits to it
+    delivery_writer: Batcher[Message, Delivery | None]  # only waited on here: `mark_delivered` submits to it
     summary_reader: Batcher[int, ConnectSummary | None]
     mark_delivered: Callable[[Message, int], None]  # (message, recipient id): a socket of the recipient has it
     send_limiters: SendLimiters
