@@ -5,7 +5,8 @@ hands them to a user's actor here, `cluster` carries them to the other nodes
 as bytes. `Cluster` is what a node needs from the other nodes; `cluster`
 implements it and `actors` uses it, so neither of the two imports the other.
 
-May import `storage` (the records a payload carries) and nothing else of ours.
+May import only the layers below it (`storage`, `protocol`, `settings`, `metrics`,
+`greenlets`); it needs only `storage`, for the records a payload carries.
 """
 
 from __future__ import annotations
