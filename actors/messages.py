@@ -1,26 +1,44 @@
-"""The messages actors send each other. Immutable, so they are shared, never copied."""
+"""Every message actors are sent, and the socket as actors see it. Immutable, so they are shared, never copied.
+
+The payloads that also travel between nodes (`PushFrame`, `DeliverMessage`,
+`DeliverNotification`) are in `routing`, below both `actors` and `cluster`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
-from storage import Message, Notification
+from gevent.event import AsyncResult
+
+from protocol.frames import SendMessage
+from protocol.notify import NotifyRequest
+from routing import UserPayload
+from storage import Notification, StoreResult
 
 
 class Transport(Protocol):
-    """One client socket as actors see it (implemented in `web.transport`)."""
+    """One client socket as actors see it (implemented in `web`). Only the socket's UserActor writes to it."""
 
     id: int
+    closing: bool  # a close frame is queued or sent, or the connection is gone: nobody will read an answer
 
-    def write(self, text: str, on_written: Any = None) -> bool: ...
+    def write(self, text: str, on_written: Callable[[], None] | None = None) -> bool:
+        """Queue a frame, never blocking; `on_written()` runs once the kernel has it. False if closing."""
 
-    def close(self, code: int, reason: str = "") -> None: ...
+    def close(self, code: int, reason: str = "") -> None:
+        """Start the close handshake; never blocks."""
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Wait until the send queue has room (True), or the timeout passes or the socket closes (False)."""
+
+
+# ------------------------------------------------------------ to the RouterActor
 
 
 @dataclass(frozen=True, slots=True)
 class AttachSocket:
-    """A socket authenticated as `user_id`; the router answers with the user's actor."""
+    """A socket authenticated as `user_id`; the router answers with the user's actor (ask)."""
 
     user_id: int
     transport: Transport
@@ -35,19 +53,11 @@ class DetachSocket:
 
 
 @dataclass(frozen=True, slots=True)
-class ClientFrame:
-    """A text frame a user's socket received, not yet parsed."""
-
-    transport: Transport
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
 class ToUser:
     """Router: hand `payload` to the actor of `user_id` if that user is connected here, and to the other nodes."""
 
     user_id: int
-    payload: Any
+    payload: UserPayload
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,43 +65,14 @@ class FromCluster:
     """Router: `payload` for `user_id` published by another node; hand it to the user's actor here, if any."""
 
     user_id: int
+    payload: UserPayload
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Hand `payload` to every connected user's actor (`CatchUp`, `CloseAll`)."""
+
     payload: Any
-
-
-@dataclass(frozen=True, slots=True)
-class CatchUp:
-    """Pushes between nodes were lost (a Redis outage): push the user's chat messages still undelivered."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeliverMessage:
-    """A stored chat message for this user: push it to every socket."""
-
-    message: Message
-
-
-@dataclass(frozen=True, slots=True)
-class PushFrame:
-    """Write an already-encoded frame to every socket of the user but `exclude` (a transport id)."""
-
-    text: str
-    exclude: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CloseAll:
-    """Close every socket of the user (shutdown)."""
-
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeliverNotification:
-    """A stored notification for this user, by the user called `actor_name`."""
-
-    notification: Notification
-    actor_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +88,67 @@ class ConnectedAmong:
     """Router (ask): which of these users are connected to this node; answers a frozenset."""
 
     user_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedCount:
+    """Router (ask): (users, sockets) connected to this node."""
+
+
+# ------------------------------------------------------------ to a UserActor
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFrame:
+    """A text frame a user's socket received, not yet parsed."""
+
+    transport: Transport
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """Pushes between nodes were lost (a Redis outage): push the user's chat messages still undelivered."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAll:
+    """Close every socket of the user (shutdown)."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlushLikes:
+    """A UserActor to itself: the like-grouping window of a post has ended."""
+
+    post_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A UserActor to itself: the message writer's answer for a `message` frame the actor submitted."""
+
+    transport: Transport
+    command: SendMessage
+    outcome: StoreResult | Exception
+
+
+# ------------------------------------------------------------ to the NotificationActor
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Handle a notify API request; `reply` gets a `NotifyResult`, or the exception that stopped it."""
+
+    request: NotifyRequest
+    reply: AsyncResult
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyResult:
+    """What a `Notify` stored, as `reply` gets it."""
+
+    recipients: int  # notifications stored
+    online: int  # of those, recipients connected to some node when theirs was stored

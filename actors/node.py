@@ -1,4 +1,4 @@
-"""Node: the actor system of one service process and what its actors share."""
+"""Node: starts and stops the actor system of one service process, and builds what its actors share."""
 
 from __future__ import annotations
 
@@ -9,20 +9,19 @@ from typing import Any, Sequence
 import pykka
 
 import metrics
-from actors.messages import CatchUp, CloseAll, FromCluster, PushFrame, ToUser
+from actors.messages import Broadcast, CatchUp, CloseAll, ConnectedCount, FromCluster, ToUser
 from actors.notifications import NotificationActor
 from actors.rate_limit import SendLimiters, SendRates
-from actors.router import Broadcast, ConnectedCount, RouterActor
-from actors.user import UserActor
-from cluster import open_cluster
+from actors.router import RouterActor
+from actors.user import UserActor, UserContext
 from protocol import frames
 from protocol.frames import CloseCode, Limits
+from routing import Cluster, PushFrame
 from settings import Settings
-from storage import ConnectSummary, Delivery, Message, Storage
+from storage import Delivery, Message, Storage
 from storage.batching import Batcher, BatcherClosed
 
 log = logging.getLogger(__name__)
-SUMMARY_TIMEOUT = 10.0  # seconds a connecting user waits for its unread counts
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -52,31 +51,49 @@ def send_rates_of(settings: Settings) -> SendRates:
 
 
 class Node:
-    """Starts the router, the notifier, the group-commit writers and the cluster backend; every actor gets this.
+    """Starts the router, the notifier and the group-commit writers, and the cluster backend it is given.
 
-    Holds no mutable state of its own that actors share: the router owns the
-    routing table, each writer owns its queue.
+    Actors get only what they use (`UserContext`, the notifier's arguments),
+    never the node. Holds no mutable state of its own that actors share: the
+    router owns the routing table, each writer owns its queue.
     """
 
-    def __init__(self, storage: Storage, settings: Settings):
+    def __init__(self, storage: Storage, settings: Settings, cluster: Cluster):
         """Messages are written in the engine's `write_lanes` pipelines keyed by sender: one sender's stay in order."""
         self.storage = storage
         self.limits = limits_of(settings)
-        self.auth_secret = settings.auth.secret
-        self.like_group_seconds = settings.notify.like_group_seconds
-        self.send_limiters = SendLimiters(send_rates_of(settings))  # the user actors', as they start and stop
         batch, lanes = settings.limits.write_batch, storage.engine.write_lanes
         self.message_writer = Batcher("messages", storage.store_messages, batch, lanes)
         self.delivery_writer = Batcher("deliveries", self._store_deliveries, batch, lanes)
         self.summary_reader = Batcher("connect summaries", storage.connect_summaries, batch, lanes)
-        self.cluster = open_cluster(settings.cluster, settings.server.ws_port)
-        self.router = RouterActor.start(self._start_user_actor, settings.limits.sockets_per_user, self.cluster)
-        self.cluster.start(
+        self.cluster = cluster
+        self.router = RouterActor.start(self._start_user_actor, settings.limits.sockets_per_user, cluster)
+        # read by _start_user_actor, which the router calls only for an attach, once this node is built
+        self._users = UserContext(
+            storage=storage,
+            router=self.router,
+            cluster=cluster,
+            message_writer=self.message_writer,
+            delivery_writer=self.delivery_writer,
+            summary_reader=self.summary_reader,
+            mark_delivered=self.mark_delivered,
+            send_limiters=SendLimiters(send_rates_of(settings)),  # the user actors', as they start and stop
+            limits=self.limits,
+            auth_secret=settings.auth.secret,
+            like_group_seconds=settings.notify.like_group_seconds,
+            now_ms=self.now_ms,
+        )
+        cluster.start(
             lambda user_id, payload: self.router.tell(FromCluster(user_id, payload)),
             lambda: self.router.tell(Broadcast(CatchUp())),
         )
         self.notifier = NotificationActor.start(
-            self, settings.notify.fanout_batch, settings.notify.fanout_concurrency
+            storage,
+            self.router,
+            cluster,
+            self.now_ms,
+            batch_size=settings.notify.fanout_batch,
+            concurrency=settings.notify.fanout_concurrency,
         )
 
     @staticmethod
@@ -96,10 +113,6 @@ class Node:
     def connected_count(self, timeout: float = 5) -> tuple[int, int]:
         """(users, sockets) connected to this node."""
         return self.router.ask(ConnectedCount(), timeout=timeout)
-
-    def connect_summary(self, user_id: int) -> ConnectSummary | None:
-        """Unread counts and first backlog page of a connecting user (None if unknown), read with others connecting."""
-        return self.summary_reader.call(user_id, SUMMARY_TIMEOUT, key=user_id)
 
     def mark_delivered(self, message: Message, recipient_id: int) -> None:
         """A message reached a socket of its recipient: store that, then tell its sender.
@@ -124,7 +137,7 @@ class Node:
         self.cluster.close()
 
     def _start_user_actor(self, user_id: int) -> pykka.ActorRef:
-        return UserActor.start(user_id, self)
+        return UserActor.start(user_id, self._users)
 
     def _store_deliveries(self, messages: Sequence[Message]) -> list[Delivery | None]:
         moved = self.storage.mark_delivered(messages, self.now_ms())

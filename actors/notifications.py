@@ -4,40 +4,25 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 import gevent
+import pykka
 from gevent.event import AsyncResult
 from gevent.pool import Pool
 
 import metrics
-from actors.messages import ConnectedAmong, DeliverNotification, NotifyUsers
+from actors.messages import ConnectedAmong, Notify, NotifyResult, NotifyUsers
 from actors.runtime import GeventActor
 from protocol.notify import NotifyRequest, display_name, notification_text
-from storage import NotFound, NotificationDraft
-
-if TYPE_CHECKING:
-    from actors.node import Node
+from routing import Cluster, DeliverNotification
+from storage import NotFound, NotificationDraft, Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
 ROUTER_TIMEOUT = 30.0
 FOLLOWER_PAGE = 1000
 OFFLINE_PAUSE = 1.0  # after a batch with offline recipients, pause this many times as long as it took
-
-
-@dataclass(frozen=True, slots=True)
-class Notify:
-    """Handle a notify API request; `reply` gets a `NotifyResult`, or the exception that stopped it."""
-
-    request: NotifyRequest
-    reply: AsyncResult
-
-
-@dataclass(frozen=True, slots=True)
-class NotifyResult:
-    recipients: int  # notifications stored
-    online: int  # of those, recipients connected to some node when theirs was stored
+STOP_TIMEOUT = 5.0  # how long a stopping actor lets the fan-outs still running finish before it kills them
 
 
 class NotificationActor(GeventActor):
@@ -53,10 +38,23 @@ class NotificationActor(GeventActor):
     hold up a like, and chat keeps flowing meanwhile.
     """
 
-    def __init__(self, node: Node, batch_size: int, concurrency: int):
+    def __init__(
+        self,
+        storage: Storage,
+        router: pykka.ActorRef,
+        cluster: Cluster,
+        now_ms: Callable[[], int],
+        batch_size: int,
+        concurrency: int,
+        stop_timeout: float = STOP_TIMEOUT,
+    ):
         super().__init__()
-        self._node = node
+        self._storage = storage
+        self._router = router
+        self._cluster = cluster
+        self._now_ms = now_ms
         self._batch_size = batch_size
+        self._stop_timeout = stop_timeout
         self._jobs = Pool(concurrency)
 
     def on_receive(self, message: Any) -> None:
@@ -67,7 +65,11 @@ class NotificationActor(GeventActor):
                 log.warning("notifications: unexpected message %r", message)
 
     def on_stop(self) -> None:
-        self._jobs.join()
+        """Let running fan-outs finish for `stop_timeout`, then kill the others: the notifications they stored
+        stay stored, those they had not stored yet are never stored, and their callers get a 503."""
+        if not self._jobs.join(timeout=self._stop_timeout):
+            log.warning("notifications: %d fan-outs unfinished at stop; killing them", len(self._jobs))
+            self._jobs.kill(block=False)
 
     def _run(self, request: NotifyRequest, reply: AsyncResult) -> None:
         started = time.monotonic()
@@ -80,32 +82,41 @@ class NotificationActor(GeventActor):
             if not isinstance(error, NotFound):
                 log.exception("notify %s for post %s failed", request.kind, request.post_id)
             reply.set_exception(error)
+        except gevent.GreenletExit:  # killed by on_stop
+            reply.set_exception(StorageUnavailable("the service stopped before every notification was stored"))
+            raise
 
     def _fan_out(self, request: NotifyRequest) -> NotifyResult:
-        storage = self._node.storage
+        storage = self._storage
         recipients = self._recipients(request)
         actor_name = display_name(storage.username(request.actor_id), request.actor_id)
         text = notification_text(request.kind, actor_name)
         # connected recipients first: they are waiting on a socket, the others only need their row
-        connected = self._node.router.ask(ConnectedAmong(tuple(recipients)), timeout=ROUTER_TIMEOUT)
-        connected |= self._node.cluster.connected_among(u for u in recipients if u not in connected)
+        connected = self._router.ask(ConnectedAmong(tuple(recipients)), timeout=ROUTER_TIMEOUT)
+        connected |= self._cluster.connected_among(u for u in recipients if u not in connected)
         ordered = [u for u in recipients if u in connected] + [u for u in recipients if u not in connected]
         online = 0
         for start in range(0, len(ordered), self._batch_size):
             batch_started = time.monotonic()
-            created_at = self._node.now_ms()
+            created_at = self._now_ms()
             stored = storage.store_notifications(
                 [
                     NotificationDraft(
-                        user_id, request.kind, request.actor_id, request.post_id, request.comment_id, text, created_at
+                        user_id=user_id,
+                        type=request.kind,
+                        actor_id=request.actor_id,
+                        post_id=request.post_id,
+                        comment_id=request.comment_id,
+                        text=text,
+                        created_at=created_at,
                     )
                     for user_id in ordered[start : start + self._batch_size]
                 ]
             )
             # also reaches recipients who connected since; their earlier unread count includes it
-            here = self._node.router.ask(NotifyUsers(tuple(stored), actor_name), timeout=ROUTER_TIMEOUT)
-            elsewhere = self._node.cluster.publish_counted(
-                (n.user_id, DeliverNotification(n, actor_name)) for n in stored
+            here = self._router.ask(NotifyUsers(tuple(stored), actor_name), timeout=ROUTER_TIMEOUT)
+            elsewhere = self._cluster.publish_counted(
+                (n.user_id, DeliverNotification(notification=n, actor_name=actor_name)) for n in stored
             )
             online += len(here | elsewhere)
             if start + self._batch_size <= len(connected):
@@ -113,14 +124,14 @@ class NotificationActor(GeventActor):
             else:
                 # the rest only need their rows: take at most half the time, so that chat keeps its latency
                 gevent.sleep((time.monotonic() - batch_started) * OFFLINE_PAUSE)
-        return NotifyResult(len(ordered), online)
+        return NotifyResult(recipients=len(ordered), online=online)
 
     def _recipients(self, request: NotifyRequest) -> list[int]:
         """The author's followers for a post; the post's owner for a comment or like; never the actor.
 
         The post must be in `posts` (404 otherwise), unless a comment or like names its owner (`postOwnerId`).
         """
-        storage = self._node.storage
+        storage = self._storage
         owner = request.post_owner_id or storage.post_owner(request.post_id)
         if owner is None:
             raise NotFound(f"post {request.post_id} does not exist")

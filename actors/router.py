@@ -10,16 +10,17 @@ import pykka
 
 from actors.messages import (
     AttachSocket,
-    CloseAll,
+    Broadcast,
     ConnectedAmong,
-    DeliverNotification,
+    ConnectedCount,
     DetachSocket,
     FromCluster,
     NotifyUsers,
     ToUser,
 )
 from actors.runtime import GeventActor
-from cluster import Cluster
+from routing import Cluster, DeliverNotification
+from storage import Notification
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +29,6 @@ log = logging.getLogger(__name__)
 class _Route:
     actor: pykka.ActorRef
     sockets: set[int] = field(default_factory=set)
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectedCount:
-    """Ask: (users, sockets) connected to this node."""
-
-
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    """Hand `payload` to every connected user's actor (shutdown)."""
-
-    payload: Any
 
 
 class RouterActor(GeventActor):
@@ -114,9 +103,11 @@ class RouterActor(GeventActor):
         del self._routes[user_id]
         self._cluster.unsubscribe(user_id)
 
-    def _notify(self, notifications: tuple, actor_name: str) -> frozenset[int]:
+    def _notify(self, notifications: tuple[Notification, ...], actor_name: str) -> frozenset[int]:
         return frozenset(
-            n.user_id for n in notifications if self._forward(n.user_id, DeliverNotification(n, actor_name))
+            n.user_id
+            for n in notifications
+            if self._forward(n.user_id, DeliverNotification(notification=n, actor_name=actor_name))
         )
 
     def _forward(self, user_id: int, payload: Any) -> bool:
@@ -133,4 +124,4 @@ class RouterActor(GeventActor):
         return True
 
 
-__all__ = ["Broadcast", "CloseAll", "ConnectedCount", "RouterActor"]
+__all__ = ["RouterActor"]

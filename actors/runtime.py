@@ -13,54 +13,66 @@ exactly as with pykka's own runtimes.
 from __future__ import annotations
 
 import logging
+import queue
 import sys
 from collections import deque
-from typing import Any, Callable
+from types import TracebackType
+from typing import Any, Callable, TypeVar
 
 import gevent
 import pykka
-from greenlet import getcurrent, greenlet
+from gevent.event import AsyncResult
 from pykka._envelope import Envelope
-from pykka._threading import ThreadingFuture
+
+from greenlets import run_soon
 
 log = logging.getLogger(__name__)
-IDLE_RUNNERS = 64  # finished runner greenlets kept for reuse
+T = TypeVar("T")
+ExcInfo = tuple[type[BaseException], BaseException | None, TracebackType | None]
 
 
-class _Runners:
-    """Greenlets that run one short task after another instead of ending.
+class GeventFuture(pykka.Future[T]):
+    """A pykka future that waits on gevent's hub, whether or not threading is monkey-patched.
 
-    A fresh greenlet costs a new 16 KiB frame stack for the interpreter (an
-    mmap, page faults, then a munmap when it ends), and this service starts
-    several per message: actor turns and socket reads. A runner that finishes
-    its task parks itself and is handed the next one.
+    It keeps pykka's semantics: `get()` raises `pykka.Timeout` when the timeout passes and re-raises a
+    failure with the traceback it was set with; setting a result twice, or a result and a get hook,
+    raises `queue.Full`. The exception info is kept as it is, not pickled as `AsyncResult.set_exception`
+    would do with it.
     """
 
-    def __init__(self, keep: int):
-        self._keep = keep
-        self._idle: list[greenlet] = []
+    def __init__(self) -> None:
+        super().__init__()
+        self._outcome: AsyncResult = AsyncResult()  # its value: (value, exc_info or None)
+        self._hooked = False
 
-    def run_soon(self, function: Callable[..., None], *args: Any) -> None:
-        """Run `function(*args)` in a greenlet of its own soon; never blocks, callable from the hub."""
-        if self._idle:
-            gevent.get_hub().loop.run_callback(self._idle.pop().switch, (function, args))
-        else:
-            gevent.spawn_raw(self._run, function, args)
+    def get(self, *, timeout: float | None = None) -> T:
+        if self._hooked:
+            return super().get(timeout=timeout)  # pykka's Future calls the hook once and keeps its result
+        self._outcome.wait(timeout)
+        if not self._outcome.ready():
+            raise pykka.Timeout(f"{timeout} seconds")
+        value, exc_info = self._outcome.value
+        if exc_info is None:
+            return value
+        exc_type, exc_value, exc_traceback = exc_info
+        raise (exc_type() if exc_value is None else exc_value).with_traceback(exc_traceback)
 
-    def _run(self, function: Callable[..., None], args: tuple) -> None:
-        hub = gevent.get_hub()
-        while True:
-            try:
-                function(*args)
-            except Exception:
-                log.exception("task %r failed", function)
-            if len(self._idle) >= self._keep:
-                return
-            self._idle.append(getcurrent())
-            function, args = hub.switch()
+    def set(self, value: T | None = None) -> None:
+        self._settle(value, None)
 
+    def set_exception(self, exc_info: Any = None) -> None:
+        self._settle(None, sys.exc_info() if exc_info is None else exc_info)
 
-run_soon = _Runners(IDLE_RUNNERS).run_soon
+    def set_get_hook(self, func: Callable[[float | None], T]) -> None:
+        if self._outcome.ready():
+            raise queue.Full
+        super().set_get_hook(func)
+        self._hooked = True
+
+    def _settle(self, value: T | None, exc_info: ExcInfo | None) -> None:
+        if self._outcome.ready() or self._hooked:
+            raise queue.Full
+        self._outcome.set((value, exc_info))
 
 
 class _Mailbox:
@@ -101,7 +113,7 @@ class GeventActor(pykka.Actor):
 
     @staticmethod
     def _create_future() -> pykka.Future[Any]:
-        return ThreadingFuture()  # gevent-aware once threading is monkey-patched
+        return GeventFuture()
 
     def _start_actor_loop(self) -> None:
         self._draining = True  # the first greenlet runs on_start, then the mailbox
@@ -153,4 +165,4 @@ class GeventActor(pykka.Actor):
             raise
 
 
-__all__ = ["GeventActor", "run_soon"]
+__all__ = ["GeventActor", "GeventFuture"]

@@ -6,7 +6,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import gevent
 import pykka
@@ -17,36 +17,38 @@ from actors.messages import (
     CatchUp,
     ClientFrame,
     CloseAll,
-    DeliverMessage,
-    DeliverNotification,
     DetachSocket,
-    PushFrame,
+    FlushLikes,
+    Stored,
     ToUser,
     Transport,
 )
-from actors.rate_limit import Admission
+from actors.rate_limit import Admission, SendLimiters
 from actors.runtime import GeventActor
 from protocol import frames
-from protocol.frames import CloseCode, ErrorCode, FrameError
+from protocol.frames import CloseCode, ErrorCode, FrameError, Limits
 from protocol.notify import notification_text
 from protocol.tokens import InvalidToken, authenticate
+from routing import Cluster, DeliverMessage, DeliverNotification, PushFrame
 from storage import (
+    BACKLOG_PAGE,
+    ConnectSummary,
+    Delivery,
     Forbidden,
     Message,
     MessageDraft,
     NotFound,
     Notification,
+    Storage,
     StorageUnavailable,
     StoreResult,
 )
-from storage.store import BACKLOG_PAGE
-
-if TYPE_CHECKING:
-    from actors.node import Node
+from storage.batching import Batcher
 
 log = logging.getLogger(__name__)
 RECENT_MESSAGES = 4096
 BACKLOG_DRAIN_TIMEOUT = 30.0
+SUMMARY_TIMEOUT = 10.0  # seconds a connecting user waits for its unread counts
 PENDING_DELIVERIES_TIMEOUT = 2.0  # how long a history request waits for delivery marks still being stored
 SUBSCRIBE_TIMEOUT = 2.0  # how long a connecting user waits for this node's subscription to the user's pushes
 TOO_MANY_FRAMES = "too many frames, slow down"
@@ -57,19 +59,21 @@ TOO_MANY_MESSAGES = "too many messages or too much content, slow down"
 
 
 @dataclass(frozen=True, slots=True)
-class _FlushLikes:
-    """The like-grouping window of a post has ended."""
+class UserContext:
+    """What the UserActors of one node share, and all they use of it; `Node` builds it once."""
 
-    post_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    """The message writer's answer for a `message` frame this actor submitted."""
-
-    transport: Transport
-    command: frames.SendMessage
-    outcome: Any  # StoreResult or Exception
+    storage: Storage  # the reads and marks a frame asks for
+    router: pykka.ActorRef  # to reach other users
+    cluster: Cluster  # to reach this user's sockets on other nodes
+    message_writer: Batcher[MessageDraft, StoreResult]
+    delivery_writer: Batcher[Message, Delivery | None]  # only waited on here: `mark_delivered` submits to it
+    summary_reader: Batcher[int, ConnectSummary | None]
+    mark_delivered: Callable[[Message, int], None]  # (message, recipient id): a socket of the recipient has it
+    send_limiters: SendLimiters
+    limits: Limits
+    auth_secret: str
+    like_group_seconds: float
+    now_ms: Callable[[], int]
 
 
 class UserActor(GeventActor):
@@ -78,17 +82,17 @@ class UserActor(GeventActor):
     Frames from the user's sockets, messages for the user and receipts for the
     user all arrive in this mailbox, so writes to the sockets are serialised
     without locks. Chat messages go to the group-commit writer and come back
-    as `_Stored`, so the actor never waits for a commit.
+    as `Stored`, so the actor never waits for a commit.
     """
 
-    def __init__(self, user_id: int, node: Node):
+    def __init__(self, user_id: int, context: UserContext):
         super().__init__()
         self.user_id = user_id
-        self._node = node
+        self._context = context
         self._sockets: dict[int, Transport] = {}
         self._pushed: OrderedDict[int, None] = OrderedDict()  # ids of messages recently pushed here
         self._like_windows: dict[int, list[tuple[Notification, str]]] = {}  # post id -> likes held back
-        self._rate = node.send_limiters.of(user_id)  # shared by the user's sockets on this node, and reconnects
+        self._rate = context.send_limiters.of(user_id)  # shared by the user's sockets on this node, and reconnects
         self._handlers: dict[type, Callable[[Transport, Any], None]] = {
             frames.SendMessage: self._send_message,
             frames.MarkRead: self._mark_read,
@@ -100,7 +104,7 @@ class UserActor(GeventActor):
         }
 
     def on_stop(self) -> None:
-        self._node.send_limiters.release(self.user_id, self._rate)
+        self._context.send_limiters.release(self.user_id, self._rate)
 
     def on_receive(self, message: Any) -> None:
         match message:
@@ -114,9 +118,9 @@ class UserActor(GeventActor):
                 self._notify(notification, actor_name)
             case CatchUp():
                 self._catch_up()
-            case _FlushLikes(post_id=post_id):
+            case FlushLikes(post_id=post_id):
                 self._flush_likes(post_id)
-            case _Stored():
+            case Stored():
                 self._guarded(message.transport, frames.command_ref(message.command), self._on_stored, message)
             case AttachSocket(transport=transport):
                 self._guarded(transport, {"type": "connect"}, self._attach, transport)
@@ -132,9 +136,9 @@ class UserActor(GeventActor):
 
     def _attach(self, transport: Transport) -> None:
         # what other nodes publish from now on reaches this socket, and what came before is in the summary
-        self._node.cluster.wait_subscribed(self.user_id, SUBSCRIBE_TIMEOUT)
+        self._context.cluster.wait_subscribed(self.user_id, SUBSCRIBE_TIMEOUT)
         try:
-            summary = self._node.connect_summary(self.user_id)
+            summary = self._connect_summary()
         except StorageUnavailable:
             transport.write(frames.error_frame(ErrorCode.UNAVAILABLE, "storage is unavailable", {"type": "connect"}))
             transport.close(CloseCode.TRY_AGAIN_LATER, "storage is unavailable")
@@ -148,6 +152,10 @@ class UserActor(GeventActor):
             frames.connected_frame(self.user_id, summary.unread_messages, summary.unread_notifications)
         )
         self._send_backlog(transport, summary.backlog)
+
+    def _connect_summary(self) -> ConnectSummary | None:
+        """Unread counts and first backlog page of this user (None if unknown), read with others connecting."""
+        return self._context.summary_reader.call(self.user_id, SUMMARY_TIMEOUT, key=self.user_id)
 
     def _send_backlog(self, transport: Transport, page: list[Message]) -> None:
         """Push the user's undelivered messages to a new socket, oldest first, as fast as it reads them.
@@ -163,7 +171,7 @@ class UserActor(GeventActor):
             if not transport.wait_for_room(BACKLOG_DRAIN_TIMEOUT):
                 transport.close(CloseCode.TRY_AGAIN_LATER, "too slow to receive the backlog")
                 return
-            page = self._node.storage.undelivered_messages(self.user_id, page[-1].id, BACKLOG_PAGE)
+            page = self._context.storage.undelivered_messages(self.user_id, page[-1].id, BACKLOG_PAGE)
 
     def _push(self, text: str, exclude: int | None = None, on_written: Callable[[], None] | None = None) -> None:
         for transport in self._sockets.values():
@@ -173,7 +181,7 @@ class UserActor(GeventActor):
     def _push_everywhere(self, text: str, exclude: int | None = None) -> None:
         """Push to this user's sockets here but `exclude`, and to those on other nodes."""
         self._push(text, exclude)
-        self._node.cluster.publish(self.user_id, PushFrame(text))
+        self._context.cluster.publish(self.user_id, PushFrame(text))
 
     # ------------------------------------------------------------ client frames
 
@@ -182,7 +190,7 @@ class UserActor(GeventActor):
             return  # closed, or its connect was refused
         admission = self._rate.admit_frame()
         try:
-            command = frames.parse_frame(text, self._node.limits)
+            command = frames.parse_frame(text, self._context.limits)
         except FrameError as error:
             metrics.frames_received.count("invalid")
             if admission is Admission.ADMITTED:
@@ -238,20 +246,22 @@ class UserActor(GeventActor):
             recipient_id=command.to,
             content=command.content,
             client_msg_id=command.client_msg_id,
-            created_at=self._node.now_ms(),
+            created_at=self._context.now_ms(),
         )
         reply = self.actor_ref.tell
-        self._node.message_writer.submit(
-            draft, lambda outcome: reply(_Stored(transport, command, outcome)), key=self.user_id
+        self._context.message_writer.submit(
+            draft,
+            lambda outcome: reply(Stored(transport=transport, command=command, outcome=outcome)),
+            key=self.user_id,
         )
 
-    def _on_stored(self, stored: _Stored) -> None:
+    def _on_stored(self, stored: Stored) -> None:
         if isinstance(stored.outcome, Exception):
             raise stored.outcome
         result: StoreResult = stored.outcome
         message = result.message
         if result.created:
-            metrics.message_store_seconds.observe(max(0, self._node.now_ms() - message.created_at) / 1000)
+            metrics.message_store_seconds.observe(max(0, self._context.now_ms() - message.created_at) / 1000)
         if message is None:
             raise NotFound(f"user {stored.command.to} does not exist")
         stored.transport.write(
@@ -261,19 +271,19 @@ class UserActor(GeventActor):
             self._push_everywhere(_message_frame(message), exclude=stored.transport.id)
         if result.created or message.status == "sent":
             # a resend of a message not yet delivered routes it again; the recipient drops repeats
-            self._node.router.tell(ToUser(message.recipient_id, DeliverMessage(message)))
+            self._context.router.tell(ToUser(message.recipient_id, DeliverMessage(message)))
 
     def _mark_read(self, transport: Transport, command: frames.MarkRead) -> None:
-        mark = self._node.storage.mark_read(self.user_id, command.message_id, self._node.now_ms())
+        mark = self._context.storage.mark_read(self.user_id, command.message_id, self._context.now_ms())
         frame = frames.message_read_frame(mark.message_id, mark.reader_id, mark.read_at)
         self._push_everywhere(frame, exclude=transport.id)
         if mark.sender_id != self.user_id:
-            self._node.router.tell(ToUser(mark.sender_id, PushFrame(frame)))
+            self._context.router.tell(ToUser(mark.sender_id, PushFrame(frame)))
 
     def _history(self, transport: Transport, command: frames.FetchHistory) -> None:
         # messages this user has already received must not show as merely sent
-        self._node.delivery_writer.wait_committed(self.user_id, PENDING_DELIVERIES_TIMEOUT)
-        messages = self._node.storage.history(self.user_id, command.with_user, command.before, command.limit)
+        self._context.delivery_writer.wait_committed(self.user_id, PENDING_DELIVERIES_TIMEOUT)
+        messages = self._context.storage.history(self.user_id, command.with_user, command.before, command.limit)
         entries = [
             frames.history_entry(m.id, m.sender_id, m.recipient_id, m.content, m.created_at, m.status)
             for m in messages
@@ -281,7 +291,7 @@ class UserActor(GeventActor):
         transport.write(frames.history_frame(command.with_user, entries))
 
     def _notifications(self, transport: Transport, command: frames.FetchNotifications) -> None:
-        stored = self._node.storage.notifications(self.user_id, command.before, command.limit)
+        stored = self._context.storage.notifications(self.user_id, command.before, command.limit)
         entries = [
             frames.notification_entry(n.id, n.type, n.actor_id, n.post_id, n.comment_id, n.created_at, n.text, n.read)
             for n in stored
@@ -289,8 +299,8 @@ class UserActor(GeventActor):
         transport.write(frames.notifications_frame(entries))
 
     def _mark_notification_read(self, transport: Transport, command: frames.MarkNotificationRead) -> None:
-        read_at = self._node.now_ms()
-        self._node.storage.mark_notifications_read(self.user_id, command.notification_id, read_at)
+        read_at = self._context.now_ms()
+        self._context.storage.mark_notifications_read(self.user_id, command.notification_id, read_at)
         self._push_everywhere(frames.notification_read_frame(command.notification_id, read_at))
 
     def _ping(self, transport: Transport, command: frames.Ping) -> None:
@@ -299,7 +309,7 @@ class UserActor(GeventActor):
     def _reauthenticate(self, transport: Transport, command: frames.Connect) -> None:
         """A `connect` on an open socket: with a valid token for this user, answer `connected` again."""
         try:
-            user_id = authenticate(self._node.auth_secret, command.token, command.user_id)
+            user_id = authenticate(self._context.auth_secret, command.token, command.user_id)
         except InvalidToken as error:
             raise FrameError(ErrorCode.UNAUTHORIZED, f"invalid token: {error}") from None
         if user_id != self.user_id:
@@ -309,7 +319,7 @@ class UserActor(GeventActor):
                 )
             )
             return
-        summary = self._node.connect_summary(self.user_id)
+        summary = self._connect_summary()
         if summary is None:
             raise NotFound("unknown user")
         transport.write(frames.connected_frame(self.user_id, summary.unread_messages, summary.unread_notifications))
@@ -328,7 +338,7 @@ class UserActor(GeventActor):
         if not self._sockets:
             return
         try:
-            summary = self._node.connect_summary(self.user_id)
+            summary = self._connect_summary()
         except StorageUnavailable:
             log.warning("user %s: undelivered messages not caught up: storage unavailable", self.user_id)
             return
@@ -349,7 +359,7 @@ class UserActor(GeventActor):
 
     def _open_like_window(self, post_id: int) -> None:
         self._like_windows[post_id] = []
-        gevent.spawn_later(self._node.like_group_seconds, _tell_quietly, self.actor_ref, _FlushLikes(post_id))
+        gevent.spawn_later(self._context.like_group_seconds, _tell_quietly, self.actor_ref, FlushLikes(post_id))
 
     def _flush_likes(self, post_id: int) -> None:
         """The window ended: push the likes held back as one frame, and keep grouping while they come."""
@@ -376,7 +386,7 @@ class UserActor(GeventActor):
 
     def _delivery_marker(self, message: Message) -> Callable[[], None]:
         """A callback for the first socket write of a message: it then counts as delivered."""
-        return _once(partial(self._node.mark_delivered, message, self.user_id))
+        return _once(partial(self._context.mark_delivered, message, self.user_id))
 
 
 def _message_frame(message: Message) -> str:

@@ -1,4 +1,4 @@
-"""How the nodes of one deployment reach each other's users.
+"""How the nodes of one deployment reach each other's users: the backends of `routing.Cluster`.
 
 A node hands everything addressed to a user to its RouterActor, which tells
 the user's actor if the user is connected here and also hands it to the
@@ -13,52 +13,21 @@ Redis carries only pushes. The database stays the single source of truth:
 a push Redis loses is what the recipient gets from the database on its next
 connect, as with a recipient that was offline; and when Redis returns after
 an outage, every connected user gets the chat messages still undelivered.
+
+May import `routing` (the port it implements and the payloads it carries)
+and the layers below it (`storage`, `protocol`, `settings`, `metrics`,
+`greenlets`); never `actors`, which uses a cluster only through
+`routing.Cluster`, nor `web`.
 """
 
 from __future__ import annotations
 
 import socket
 import uuid
-from typing import Any, Callable, Iterable, Protocol
+from typing import Iterable
 
+from routing import Cluster, Deliver, Rejoined, UserPayload
 from settings import ClusterSettings
-
-Deliver = Callable[[int, Any], None]  # (user id, payload) arriving from another node
-Rejoined = Callable[[], None]  # the other nodes are reachable again after an outage
-
-
-class Cluster(Protocol):
-    """What a node needs from the other nodes; implemented by `LocalCluster` and `RedisCluster`."""
-
-    node_name: str
-
-    def start(self, deliver: Deliver, rejoined: Rejoined) -> None:
-        """Begin receiving: `deliver(user_id, payload)` for each payload another node published, and
-        `rejoined()` each time the other nodes are reachable again after an outage (pushes were lost)."""
-
-    def subscribe(self, user_id: int) -> None:
-        """The user's first socket connected here: receive what other nodes publish to the user. Never blocks."""
-
-    def unsubscribe(self, user_id: int) -> None:
-        """The user's last socket here closed. Never blocks."""
-
-    def wait_subscribed(self, user_id: int, timeout: float) -> bool:
-        """Wait until the subscription is active (True), or the timeout passes, or Redis is down (False)."""
-
-    def publish(self, user_id: int, payload: Any) -> None:
-        """Carry `payload` to the other nodes that have the user; in order, never blocks, may be lost."""
-
-    def publish_counted(self, deliveries: Iterable[tuple[int, Any]]) -> set[int]:
-        """Publish each (user id, payload) now to the other nodes that hold the user; answers those users."""
-
-    def connected_among(self, user_ids: Iterable[int]) -> set[int]:
-        """Which of these users have a socket on some node (this one included, when known to Redis)."""
-
-    def status(self) -> str:
-        """`local`, `ok`, or `degraded` (Redis unreachable: only this node's users are served live)."""
-
-    def close(self) -> None:
-        """Stop receiving and publishing."""
 
 
 class LocalCluster:
@@ -79,10 +48,10 @@ class LocalCluster:
     def wait_subscribed(self, user_id: int, timeout: float) -> bool:
         return True
 
-    def publish(self, user_id: int, payload: Any) -> None:
+    def publish(self, user_id: int, payload: UserPayload) -> None:
         pass
 
-    def publish_counted(self, deliveries: Iterable[tuple[int, Any]]) -> set[int]:
+    def publish_counted(self, deliveries: Iterable[tuple[int, UserPayload]]) -> set[int]:
         return set()
 
     def connected_among(self, user_ids: Iterable[int]) -> set[int]:
@@ -111,4 +80,4 @@ def open_cluster(settings: ClusterSettings, ws_port: int) -> Cluster:
     return LocalCluster(node_name)
 
 
-__all__ = ["Cluster", "Deliver", "LocalCluster", "Rejoined", "node_name_of", "open_cluster"]
+__all__ = ["LocalCluster", "node_name_of", "open_cluster"]

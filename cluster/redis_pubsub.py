@@ -28,8 +28,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import metrics
-from cluster import Deliver, Rejoined
 from cluster.envelope import EnvelopeError, decode, encode, origin_prefix
+from routing import Deliver, Rejoined, UserPayload
 
 log = logging.getLogger(__name__)
 CHANNEL_PREFIX = "realtime:user:"
@@ -107,14 +107,14 @@ class RedisCluster:
         confirmed = self._confirmed.get(user_id)
         return self._up and confirmed is not None and confirmed.wait(timeout)
 
-    def publish(self, user_id: int, payload: Any) -> None:
+    def publish(self, user_id: int, payload: UserPayload) -> None:
         if not self._up:
             metrics.cluster_pushes.count("dropped")
             return
         self._outbox.append((channel_of(user_id), encode(self._instance, payload)))
         self._outbox_ready.set()
 
-    def publish_counted(self, deliveries: Iterable[tuple[int, Any]]) -> set[int]:
+    def publish_counted(self, deliveries: Iterable[tuple[int, UserPayload]]) -> set[int]:
         """Publish only for the users another node holds at this moment (asked with PUBSUB NUMSUB): the offline
         followers of a post cost no PUBLISH. One who connects after the count gets the stored row on connect."""
         deliveries = list(deliveries)

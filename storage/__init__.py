@@ -1,11 +1,17 @@
 """Persistence: the SQL, the engines that run it, and the group-commit writers.
 
 `open_storage(settings)` builds the `Storage` for `[database]`; nothing
-outside this package writes SQL.
+outside this package writes SQL. Other packages use the names exported here
+and `storage.batching`'s `Batcher`, never the modules behind them.
+
+May import only the layers below it (`protocol`, `settings`, `metrics`,
+`greenlets`); it needs only `metrics`. The records it returns are plain
+frozen dataclasses that every layer above passes around as they are.
 """
 
 from storage.engine import MysqlEngine, SqliteEngine, StorageUnavailable
 from storage.store import (
+    BACKLOG_PAGE,
     ConnectSummary,
     Delivery,
     Forbidden,
@@ -20,6 +26,7 @@ from storage.store import (
 )
 
 __all__ = [
+    "BACKLOG_PAGE",
     "ConnectSummary",
     "Delivery",
     "Forbidden",

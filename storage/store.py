@@ -218,13 +218,13 @@ class Storage:
         for index, message_id in zip(fresh, ids):
             draft = drafts[index]
             message = Message(
-                message_id,
-                draft.sender_id,
-                draft.recipient_id,
-                draft.content,
-                draft.client_msg_id,
-                draft.created_at,
-                "sent",
+                id=message_id,
+                sender_id=draft.sender_id,
+                recipient_id=draft.recipient_id,
+                content=draft.content,
+                client_msg_id=draft.client_msg_id,
+                created_at=draft.created_at,
+                status="sent",
             )
             results[index] = StoreResult(message=message, created=True)
         for index, earlier in repeats:
@@ -321,7 +321,12 @@ class Storage:
             )
             ids = [int(row[0]) for row in rows]
         return {
-            message_id: Delivery(message_id, by_id[message_id].sender_id, by_id[message_id].client_msg_id, delivered_at)
+            message_id: Delivery(
+                message_id=message_id,
+                sender_id=by_id[message_id].sender_id,
+                client_msg_id=by_id[message_id].client_msg_id,
+                delivered_at=delivered_at,
+            )
             for message_id in ids
         }
 
@@ -339,7 +344,7 @@ class Storage:
             if recipient_id != reader_id:
                 raise Forbidden(f"only the recipient may mark message {message_id} read")
             session.execute(mark_read_statement(self.dialect), (read_at, read_at, reader_id, message_id, sender_id))
-            return ReadMark(message_id, sender_id, reader_id, read_at)
+            return ReadMark(message_id=message_id, sender_id=sender_id, reader_id=reader_id, read_at=read_at)
 
         return self.engine.transaction(work, write=True)
 
@@ -366,9 +371,9 @@ class Storage:
             rows = session.query(unread_counts_query(len(wanted)), wanted)
             summaries = {
                 int(user_id): ConnectSummary(
-                    int(messages),
-                    int(notifications),
-                    _undelivered(session, self.dialect, user_id, 0, BACKLOG_PAGE) if messages else [],
+                    unread_messages=int(messages),
+                    unread_notifications=int(notifications),
+                    backlog=_undelivered(session, self.dialect, user_id, 0, BACKLOG_PAGE) if messages else [],
                 )
                 for user_id, messages, notifications in rows
             }
@@ -392,8 +397,18 @@ class Storage:
             lambda session: self._insert_rows(session, "realtime_notifications", columns, rows), write=True
         )
         return [
-            Notification(i, d.user_id, d.type, d.actor_id, d.post_id, d.comment_id, d.created_at, d.text, False)
-            for i, d in zip(ids, drafts)
+            Notification(
+                id=notification_id,
+                user_id=d.user_id,
+                type=d.type,
+                actor_id=d.actor_id,
+                post_id=d.post_id,
+                comment_id=d.comment_id,
+                created_at=d.created_at,
+                text=d.text,
+                read=False,
+            )
+            for notification_id, d in zip(ids, drafts)
         ]
 
     def followers(self, user_id: int, after_id: int, limit: int) -> list[int]:
@@ -451,17 +466,18 @@ def _text(value: Any) -> Any:
 
 
 def _notification(row: tuple) -> Notification:
+    """A `Notification` from a row selected as NOTIFICATION_COLUMNS."""
     notification_id, user_id, kind, actor_id, post_id, comment_id, created_at, text, read = row
     return Notification(
-        int(notification_id),
-        int(user_id),
-        kind,
-        int(actor_id),
-        int(post_id),
-        None if comment_id is None else int(comment_id),
-        int(created_at),
-        text,
-        bool(read),
+        id=int(notification_id),
+        user_id=int(user_id),
+        type=kind,
+        actor_id=int(actor_id),
+        post_id=int(post_id),
+        comment_id=None if comment_id is None else int(comment_id),
+        created_at=int(created_at),
+        text=text,
+        read=bool(read),
     )
 
 
@@ -549,7 +565,14 @@ def _undelivered(session: Session, dialect: str, user_id: int, after_id: int, li
 
 
 def _message(row: tuple) -> Message:
+    """A `Message` from a row selected as MESSAGE_COLUMNS."""
     message_id, sender_id, recipient_id, content, client_msg_id, created_at, status = row
     return Message(
-        int(message_id), int(sender_id), int(recipient_id), content, _text(client_msg_id), int(created_at), status
+        id=int(message_id),
+        sender_id=int(sender_id),
+        recipient_id=int(recipient_id),
+        content=content,
+        client_msg_id=_text(client_msg_id),
+        created_at=int(created_at),
+        status=status,
     )

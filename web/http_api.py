@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 import metrics
 from actors import Node
-from actors.notifications import Notify, NotifyResult
+from actors.messages import Notify, NotifyResult
 from protocol.notify import KINDS, NotifyRequestError, parse_notify_request
 from protocol.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, BadSignature, verify
 from settings import Settings

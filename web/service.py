@@ -13,6 +13,7 @@ import gevent
 from gevent.event import Event
 
 from actors import Node
+from cluster import open_cluster
 from protocol.frames import CloseCode
 from settings import Settings
 from storage import Storage, open_storage
@@ -60,7 +61,7 @@ class Service:
             log.info("database schema migrated to version %s", applied[-1])
         if settings.server.demo:
             seed_demo_data(self.storage)
-        self.node = Node(self.storage, settings)
+        self.node = Node(self.storage, settings, open_cluster(settings.cluster, settings.server.ws_port))
         ws_app, http_app = create_apps(settings, self.node)
         server, limits = settings.server, settings.limits
         http_limits = request_limits(settings)

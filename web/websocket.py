@@ -36,7 +36,7 @@ from gevent.monkey import get_original
 from geventwebsocket.handler import WebSocketHandler
 
 from actors.rate_limit import Admission, RateLimiter
-from actors.runtime import run_soon
+from greenlets import run_soon
 from protocol.frames import CloseCode
 from web.framing import (
     MAX_FRAGMENTS,

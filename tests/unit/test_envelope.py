@@ -7,9 +7,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from actors.messages import CloseAll, DeliverMessage, DeliverNotification, NotifyUsers, PushFrame, ToUser
-from cluster.envelope import EnvelopeError, decode, encode, origin_prefix
+from actors.messages import CloseAll, NotifyUsers, ToUser
+from cluster.envelope import VERSION, EnvelopeError, decode, encode, origin_prefix
 from cluster.redis_pubsub import channel_of, user_of
+from routing import DeliverMessage, DeliverNotification, PushFrame
 from storage import Message, Notification
 
 ORIGIN = "3f2c9a0e5b7d4e1f8a6b2c4d0e9f1a3b"
@@ -25,8 +26,14 @@ NOTIFICATION = Notification(
 )
 
 
+MESSAGE_FIELDS = {
+    "id": 41, "sender_id": 10_001, "recipient_id": 10_002, "content": UNICODE, "client_msg_id": "c-1",
+    "created_at": 1_795_000_000_123, "status": "sent",
+}
+
+
 def envelope(**fields: object) -> bytes:
-    return orjson.dumps({"origin": ORIGIN, "v": 1, **fields})
+    return orjson.dumps({"origin": ORIGIN, "v": VERSION, **fields})
 
 
 @pytest.mark.parametrize(
@@ -71,9 +78,13 @@ def test_every_envelope_begins_with_its_origins_prefix_and_no_other() -> None:
         envelope(kind="frame"),  # no text
         envelope(text="x"),  # no kind
         orjson.dumps({"v": 1, "kind": "frame", "text": "x"}),  # no origin
-        envelope(kind="message", message=[1, 2, 3]),  # too few fields
+        envelope(kind="message", message=[1, 2, 3]),  # fields by position, as version 1 sent them
+        envelope(kind="message", message=list(MESSAGE_FIELDS.values())),
         envelope(kind="message", message=5),
-        envelope(kind="notification", notification=list(range(9))),  # no actorName
+        envelope(kind="message", message={k: v for k, v in MESSAGE_FIELDS.items() if k != "status"}),  # a field short
+        envelope(kind="message", message={**MESSAGE_FIELDS, "priority": 1}),  # a field this version does not know
+        envelope(kind="notification", notification={"id": 7}),
+        envelope(kind="notification", notification=NOTIFICATION),  # no actorName
     ],
 )
 def test_malformed_bytes_raise_envelope_error(data: bytes) -> None:
@@ -86,7 +97,19 @@ def test_an_unknown_kind_raises_envelope_error() -> None:
         decode(envelope(kind="telepathy", text="x"))
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None])
+def test_records_travel_as_objects_keyed_by_field_name_in_any_order() -> None:
+    data = encode(ORIGIN, DeliverMessage(MESSAGE))
+    assert orjson.loads(data)["message"] == MESSAGE_FIELDS
+    reordered = dict(reversed(MESSAGE_FIELDS.items()))
+    assert decode(envelope(kind="message", message=reordered)) == (ORIGIN, DeliverMessage(MESSAGE))
+    notification = orjson.loads(encode(ORIGIN, DeliverNotification(NOTIFICATION, "zoë")))["notification"]
+    assert notification == {
+        "id": 7, "user_id": 10_002, "type": "comment", "actor_id": 10_001, "post_id": 900, "comment_id": 901,
+        "created_at": 1_795_000_000_456, "text": "zoë 🎉 commented on your post", "read": False,
+    }
+
+
+@pytest.mark.parametrize("version", [0, 1, 3, "2", None])
 def test_an_unknown_version_raises_envelope_error(version: object) -> None:
     data = orjson.dumps({"origin": ORIGIN, "v": version, "kind": "frame", "text": "x"})
     with pytest.raises(EnvelopeError, match="version"):
