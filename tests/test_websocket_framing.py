@@ -28,7 +28,7 @@ OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
 OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA
 TIMEOUT = 10.0
 HANDSHAKE_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-CLOSE_GRACE_SECONDS = 2.0  # web.transport: how long the server waits for an answer to its close frame
+CLOSE_GRACE_SECONDS = 2.0  # web.ws.transport: how long the server waits for an answer to its close frame
 
 
 def client_frame(opcode: int, payload: bytes | str, fin: bool = True, mask: bytes | None = None) -> bytes:
