@@ -16,13 +16,11 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from itertools import accumulate
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
-
-from protocol.frames import CloseCode
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SIZE_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
@@ -34,14 +32,18 @@ OTHER = "other"
 class LabelledCounter:
     """A counter by one label; `count(value)` is a dict update. Only the hub's thread may count.
 
-    With `known`, any other value is counted as `other`: label values a client chooses would otherwise
-    grow the metric (and every scrape) without bound.
+    With `known` (given here or declared later by the layer that knows the values), any other value is counted
+    as `other`: label values a client chooses would otherwise grow the metric (and every scrape) without bound.
     """
 
     def __init__(self, name: str, documentation: str, label: str, known: frozenset[str] | None = None):
         self._name, self._documentation, self._label = name, documentation, label
         self._known = known
         self._counts: dict[str, int] = {}
+
+    def declare(self, known: Iterable[str]) -> None:
+        """Count these values by name from now on, and any other as `other`."""
+        self._known = frozenset(known)
 
     def count(self, value: str, amount: int = 1) -> None:
         if self._known is not None and value not in self._known:
@@ -81,14 +83,12 @@ frames_received = LabelledCounter(
 )
 frames_sent = LabelledCounter("realtime_frames_sent", "Text frames handed to the kernel, by frame type", "type")
 errors_sent = LabelledCounter("realtime_errors", "`error` frames sent, by code", "code")
-# the server answers a client's close frame with the client's code: the registered codes and the contract's
-RFC_6455_CLOSE_CODES = (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
-CONTRACT_CLOSE_CODES = (CloseCode.UNAUTHORIZED, CloseCode.AUTH_TIMEOUT, CloseCode.RATE_LIMITED)
+# the server answers a client's close frame with the client's code: the codes counted by name are declared by the
+# WebSocket layer, which knows them (`web.ws.transport`)
 sockets_closed = LabelledCounter(
     "realtime_sockets_closed",
     "Close frames sent by the server, by close code ('other' for a code a client chose outside the known ones)",
     "code",
-    known=frozenset(str(code) for code in RFC_6455_CLOSE_CODES + CONTRACT_CLOSE_CODES),
 )
 message_store_seconds = FastHistogram(
     "realtime_message_store_seconds",

@@ -15,7 +15,7 @@ from collections import deque
 from urllib.parse import urlsplit
 
 from websockets.client import ClientProtocol
-from websockets.frames import Opcode
+from websockets.frames import CloseCode, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -75,7 +75,7 @@ class BenchSocket(asyncio.Protocol):
 
     async def close(self, timeout: float = 5.0) -> None:
         if self._protocol.state is State.OPEN:
-            self._protocol.send_close(1000)
+            self._protocol.send_close(CloseCode.NORMAL_CLOSURE)
             self._flush()
         try:
             await asyncio.wait_for(asyncio.shield(self._lost), timeout)

@@ -12,6 +12,7 @@ import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import IntEnum
 from typing import Any
 
 import orjson
@@ -34,15 +35,22 @@ class ErrorCode:
     INTERNAL = "internal"
 
 
-class CloseCode:
-    """WebSocket close codes of the contract."""
+class CloseCode(IntEnum):
+    """WebSocket close codes: RFC 6455's (section 7.4.1) and the contract's own (4xxx)."""
 
+    NORMAL_CLOSURE = 1000
     GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
     UNSUPPORTED_DATA = 1003
+    NO_STATUS_RECEIVED = 1005  # never sent: a close frame without a code
+    INVALID_PAYLOAD = 1007  # text that is not UTF-8
     POLICY_VIOLATION = 1008  # beyond the contract: a user's socket beyond `[limits] sockets_per_user`
-    INTERNAL_ERROR = 1011
     MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
     UNAUTHORIZED = 4401
     AUTH_TIMEOUT = 4408
     RATE_LIMITED = 4429

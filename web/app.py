@@ -17,7 +17,7 @@ from protocol.tokens import mint_token
 from settings import Settings
 from web.http_api import create_http_app, is_loopback
 from web.origins import loopback_hosts
-from web.sockets import SocketPolicy, SocketSession
+from web.session import ClientSession, SessionPolicy
 
 log = logging.getLogger(__name__)
 DEMO_TOKEN_TTL_SECONDS = 12 * 3600
@@ -32,7 +32,7 @@ def create_apps(settings: Settings, node: Node) -> tuple[Flask, Flask]:
 
 def _create_ws_app(settings: Settings, node: Node) -> Flask:
     app = Flask("realtime.ws", static_folder=STATIC_DIR, static_url_path="/static")
-    policy = SocketPolicy(
+    policy = SessionPolicy(
         auth_secret=settings.auth.secret,
         auth_timeout=settings.auth.timeout,
         limits=node.limits,
@@ -44,7 +44,7 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
     )
 
     def socket_endpoint() -> Response:
-        SocketSession(request.environ["wsgi.websocket"], request.args.get("token"), node, policy)
+        ClientSession(request.environ["wsgi.websocket"], request.args.get("token"), node, policy)
         return Response()
 
     def plain_get() -> Response:

@@ -1,10 +1,9 @@
 """`python -m web.echo [--host HOST] [--port PORT]`: a WebSocket echo endpoint on this service's own layer.
 
 For conformance testing: `scripts/autobahn.sh` runs Autobahn|Testsuite against
-it. The handshake (`ServiceWebSocketHandler`), the decoder (`web.framing`)
-and the transport (`SocketTransport`) are the service's; there is no token,
-actor or database behind them, so what the testsuite judges is the WebSocket
-layer alone. Every message goes back as it came: text as text, binary as
+it. The handshake, the codec, the connection and the transport (`web.ws`)
+are the service's; there is no token, actor or database behind them, so what
+the testsuite judges is the WebSocket layer alone. Every message goes back as it came: text as text, binary as
 binary. It lives in `web/` so that a refactor of that layer that breaks it
 breaks its imports and its lint too. Once listening, it prints its URL on
 stdout (PORT 0 picks a free port).
@@ -17,19 +16,19 @@ monkey.patch_all()  # before anything else imports socket
 import argparse  # noqa: E402
 import sys  # noqa: E402
 
-from actors.rate_limit import RateLimiter  # noqa: E402
 from web.logs import configure_logging  # noqa: E402
 from web.server import RequestLimits  # noqa: E402
-from web.websocket import ConnectionRegistry, HandshakePolicy, WebSocketConnection, WebSocketServer  # noqa: E402
+from web.ws.codec import admit_every_frame  # noqa: E402
+from web.ws.connection import ConnectionRegistry, WebSocketConnection  # noqa: E402
+from web.ws.handshake import HandshakePolicy, WebSocketServer  # noqa: E402
 
 # The testsuite's limits, far above the service's own: its largest messages (cases 9.1.6 and 9.2.6) are 16 MiB,
 # cases 9.3 and 9.4 cut 4 MiB into fragments of 64 bytes, and 9.7 and 9.8 send 1000 messages without waiting for
-# their echoes, as fast as the client can
+# their echoes, as fast as the client can (no frame rate limit)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_FRAGMENTS = 1 << 20
 SEND_QUEUE_FRAMES = 2000
 SEND_QUEUE_BYTES = 64 * 1024 * 1024
-FRAMES_PER_SECOND = 1e9
 REQUEST_LIMITS = RequestLimits(
     request_timeout=10, keep_alive_timeout=5, max_body_bytes=0, pending_connections=1000, pending_per_address=0
 )
@@ -41,8 +40,7 @@ class Echo:
     __slots__ = ("transport",)
 
     def __init__(self, connection: WebSocketConnection):
-        frame_rate = RateLimiter(FRAMES_PER_SECOND, FRAMES_PER_SECOND, strikes=None)
-        self.transport = connection.accept(self, SEND_QUEUE_FRAMES, SEND_QUEUE_BYTES, frame_rate)
+        self.transport = connection.accept(self, SEND_QUEUE_FRAMES, SEND_QUEUE_BYTES, admit_every_frame)
 
     def on_message(self, message: str | bytes) -> None:
         self.transport.write(message)

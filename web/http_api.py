@@ -1,8 +1,9 @@
-"""The HTTP API port: the notify endpoints the main web application calls, and health.
+"""The HTTP API port: the notify endpoints the main web application calls, health and metrics.
 
-Handlers only parse and answer: a notify request is handed to the
-NotificationActor and the handler waits for its result; no SQL runs here
-apart from the health check's ping.
+A blueprint of small handlers; `create_http_app` registers it on an app
+that holds what they need (`HttpApi`). Handlers only parse and answer: a
+notify request is handed to the NotificationActor and the handler waits for
+its result; no SQL runs here apart from the health check's ping.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import ipaddress
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from gevent.event import AsyncResult
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,7 +33,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 import metrics
 from actors import Node
 from actors.messages import Notify, NotifyResult
-from protocol.notify import KINDS, NotifyRequestError, parse_notify_request
+from protocol.notify import KINDS, NotifyRequest, NotifyRequestError, parse_notify_request
 from protocol.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, BadSignature, verify
 from settings import Settings
 from storage import NotFound, StorageUnavailable
@@ -44,101 +46,146 @@ CORS_HEADERS = f"Content-Type, X-Notify-Secret, {TIMESTAMP_HEADER}, {SIGNATURE_H
 # browser page may post to another origin without a preflight
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 BODY_TYPES = ("application/json", *FORM_TYPES)
+EXTENSION = "realtime.http_api"  # the app's `HttpApi`, in `app.extensions`
+
+
+@dataclass(frozen=True)
+class HttpApi:
+    """What the blueprint's handlers need, set up once per app by `create_http_app`."""
+
+    node: Node
+    notify_secret: bytes  # empty: no secret, local callers only
+    signature_max_skew: float
+    cors_origins: frozenset[str]  # see web.origins
+    max_body_bytes: int
+    notify_timeout: float
+    registry: CollectorRegistry  # what GET /metrics exposes
+
+
+api = Blueprint("http_api", __name__)
 
 
 def create_http_app(settings: Settings, node: Node) -> Flask:
+    """The HTTP API port's app: the blueprint, around `node`."""
     app = Flask("realtime.http")
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_bytes
-    notify_secret = settings.notify.secret.encode("utf-8")
     server = settings.server
-    cors_origins = allowed_origins(settings.notify.cors_origins, server.demo, server.ws_port)
+    app.extensions[EXTENSION] = HttpApi(
+        node=node,
+        notify_secret=settings.notify.secret.encode("utf-8"),
+        signature_max_skew=settings.notify.signature_max_skew,
+        cors_origins=allowed_origins(settings.notify.cors_origins, server.demo, server.ws_port),
+        max_body_bytes=settings.limits.max_body_bytes,
+        notify_timeout=settings.notify.request_timeout,
+        registry=_metrics_registry(node),
+    )
+    app.register_blueprint(api)
+    return app
 
-    @app.before_request
-    def preflight_and_caller_check() -> Response | tuple[Response, int] | None:
-        if request.method == "OPTIONS":
-            return Response(status=204)
-        if not request.path.startswith("/notify/"):
-            return None
-        if notify_secret:
-            return _check_caller(notify_secret, settings.notify.signature_max_skew)
-        if not is_loopback(request.remote_addr):
-            return _failure(403, "without [notify] secret only local callers are answered")
-        # a local browser is a local caller too: only the pages of [notify] cors_origins may use it
-        if not origin_allowed(request.headers.get("Origin"), cors_origins):
-            return _failure(403, "pages of this Origin may not call the notify API (see [notify] cors_origins)")
-        return None
 
-    @app.after_request
-    def cors(response: Response) -> Response:
-        origin = request.headers.get("Origin")
-        if ANY in cors_origins:
-            response.headers["Access-Control-Allow-Origin"] = ANY
-        else:
-            response.vary.add("Origin")  # the answer depends on the Origin: shared caches must know
-            if origin is not None and normalise(origin) in cors_origins:
-                response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-        response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
-        response.headers["Access-Control-Max-Age"] = "600"
-        return response
+def _api() -> HttpApi:
+    return current_app.extensions[EXTENSION]
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[Response, int]:
-        response, status = _failure(error.code or 500, error.description or error.name)
-        if isinstance(error, MethodNotAllowed) and error.valid_methods:
-            response.headers["Allow"] = ", ".join(error.valid_methods)
-        return response, status
 
-    @app.post("/notify/<any(" + ", ".join(KINDS) + "):kind>")
-    def notify(kind: str) -> tuple[Response, int]:
-        if request.mimetype not in BODY_TYPES:
-            return _failure(415, f"the body must be sent as {' or '.join(BODY_TYPES)}")
-        fields = _body_fields(settings.limits.max_body_bytes)
-        if fields is None:
-            return _failure(400, "body must be a JSON object or a form")
-        try:
-            notify_request = parse_notify_request(kind, fields)
-        except NotifyRequestError as error:
-            return _failure(400, str(error))
-        reply = AsyncResult()
-        node.notifier.tell(Notify(notify_request, reply))
-        try:
-            result: NotifyResult = reply.get(timeout=settings.notify.request_timeout)
-        except gevent.Timeout:
-            return _failure(503, "notifications are still being stored; not confirmed in time")
-        except NotFound as error:
-            return _failure(404, str(error))
-        except StorageUnavailable:
-            return _failure(503, "storage is unavailable, try again")
-        except Exception:
-            return _failure(500, "internal error")
-        return jsonify({"success": True, "recipients": result.recipients, "online": result.online}), 200
-
-    @app.get("/healthz")
-    def healthz() -> tuple[Response, int]:
-        users, sockets = node.connected_count()
-        # `cluster` is `degraded` while Redis is unreachable: this node still serves its own users, so it stays 200
-        cluster = node.cluster
-        node_state = {"users": users, "sockets": sockets, "node": cluster.node_name, "cluster": cluster.status()}
-        try:
-            node.storage.check()
-        except StorageUnavailable as error:
-            log.warning("health check: database unavailable: %s", error)
-            return jsonify({"status": "unavailable", "database": "down", **node_state}), 503
-        return jsonify({"status": "ok", "database": "ok", **node_state}), 200
-
+def _metrics_registry(node: Node) -> CollectorRegistry:
+    """The process's, the service's and the node's metrics, in a registry of this app's own."""
     registry = CollectorRegistry()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
         collector(registry=registry)
     for metric in metrics.ALL:
         registry.register(metric)
     registry.register(_NodeCollector(node))
+    return registry
 
-    @app.get("/metrics")
-    def prometheus_metrics() -> Response:
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
-    return app
+@api.before_app_request
+def preflight_and_caller_check() -> Response | tuple[Response, int] | None:
+    """A preflight is answered at once; a notify call only from a caller allowed to make it."""
+    if request.method == "OPTIONS":
+        return Response(status=204)
+    if not request.path.startswith("/notify/"):
+        return None
+    config = _api()
+    if config.notify_secret:
+        return _check_caller(config.notify_secret, config.signature_max_skew)
+    return _check_local_caller(config.cors_origins)
+
+
+@api.after_app_request
+def cors(response: Response) -> Response:
+    origin = request.headers.get("Origin")
+    cors_origins = _api().cors_origins
+    if ANY in cors_origins:
+        response.headers["Access-Control-Allow-Origin"] = ANY
+    else:
+        response.vary.add("Origin")  # the answer depends on the Origin: shared caches must know
+        if origin is not None and normalise(origin) in cors_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+    response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+@api.app_errorhandler(HTTPException)
+def http_error(error: HTTPException) -> tuple[Response, int]:
+    response, status = _failure(error.code or 500, error.description or error.name)
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response, status
+
+
+@api.post("/notify/<any(" + ", ".join(KINDS) + "):kind>")
+def notify(kind: str) -> tuple[Response, int]:
+    """Parse the request, hand it to the NotificationActor and answer with its result."""
+    config = _api()
+    if request.mimetype not in BODY_TYPES:
+        return _failure(415, f"the body must be sent as {' or '.join(BODY_TYPES)}")
+    fields = _body_fields(config.max_body_bytes)
+    if fields is None:
+        return _failure(400, "body must be a JSON object or a form")
+    try:
+        notify_request = parse_notify_request(kind, fields)
+    except NotifyRequestError as error:
+        return _failure(400, str(error))
+    return _notify(config.node, notify_request, config.notify_timeout)
+
+
+def _notify(node: Node, notify_request: NotifyRequest, timeout: float) -> tuple[Response, int]:
+    """Hand the request to the NotificationActor; its result, or why there is none, as the answer."""
+    reply = AsyncResult()
+    node.notifier.tell(Notify(notify_request, reply))
+    try:
+        result: NotifyResult = reply.get(timeout=timeout)
+    except gevent.Timeout:
+        return _failure(503, "notifications are still being stored; not confirmed in time")
+    except NotFound as error:
+        return _failure(404, str(error))
+    except StorageUnavailable:
+        return _failure(503, "storage is unavailable, try again")
+    except Exception:
+        return _failure(500, "internal error")
+    return jsonify({"success": True, "recipients": result.recipients, "online": result.online}), 200
+
+
+@api.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    node = _api().node
+    users, sockets = node.connected_count()
+    # `cluster` is `degraded` while Redis is unreachable: this node still serves its own users, so it stays 200
+    cluster = node.cluster
+    node_state = {"users": users, "sockets": sockets, "node": cluster.node_name, "cluster": cluster.status()}
+    try:
+        node.storage.check()
+    except StorageUnavailable as error:
+        log.warning("health check: database unavailable: %s", error)
+        return jsonify({"status": "unavailable", "database": "down", **node_state}), 503
+    return jsonify({"status": "ok", "database": "ok", **node_state}), 200
+
+
+@api.get("/metrics")
+def prometheus_metrics() -> Response:
+    return Response(generate_latest(_api().registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 class _NodeCollector:
@@ -173,6 +220,16 @@ class _NodeCollector:
             "1 while this node reaches the other nodes (always with backend local), 0 while Redis is unreachable",
             value=int(self._node.cluster.status() != "degraded"),
         )
+
+
+def _check_local_caller(cors_origins: frozenset[str]) -> tuple[Response, int] | None:
+    """Without `[notify] secret`: the caller is on this machine, and a browser page's origin is listed."""
+    if not is_loopback(request.remote_addr):
+        return _failure(403, "without [notify] secret only local callers are answered")
+    # a local browser is a local caller too: only the pages of [notify] cors_origins may use it
+    if not origin_allowed(request.headers.get("Origin"), cors_origins):
+        return _failure(403, "pages of this Origin may not call the notify API (see [notify] cors_origins)")
+    return None
 
 
 def _check_caller(secret: bytes, max_skew: float) -> tuple[Response, int] | None:

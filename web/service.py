@@ -21,7 +21,8 @@ from web.app import create_apps
 from web.demo import seed_demo_data
 from web.origins import allowed_origins
 from web.server import RequestLimits, ServiceHandler, ServiceServer
-from web.websocket import CLOSE_FLUSH_TIMEOUT, ConnectionRegistry, HandshakePolicy, WebSocketServer, keep_alive
+from web.ws.connection import CLOSE_FLUSH_TIMEOUT, ConnectionRegistry, keep_alive
+from web.ws.handshake import HandshakePolicy, WebSocketServer
 
 log = logging.getLogger(__name__)
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (Python's default: 700)

@@ -37,8 +37,8 @@ from tests.helpers.wire import (
     connect_frame,
     json_frame,
 )
-from web.framing import MAX_FRAGMENTS
-from web.transport import CLOSE_FLUSH_SECONDS, CLOSE_GRACE_SECONDS
+from web.ws.codec import MAX_FRAGMENTS
+from web.ws.transport import CLOSE_FLUSH_SECONDS, CLOSE_GRACE_SECONDS
 
 ATTACKER_RCVBUF = 4096  # the attacker's receive window: full after a few dozen pongs
 CLOSE_DEADLINE = CLOSE_FLUSH_SECONDS + CLOSE_GRACE_SECONDS  # from the server's decision to the end of TCP

@@ -84,7 +84,7 @@ def test_a_script_flooding_messages_is_refused_then_closed_with_4429_stores_its_
                     texts.append(json.loads(payload))
                 elif opcode == OPCODE_CLOSE and close_code is None:
                     close_code, closed_at = int.from_bytes(payload[:2], "big"), time.monotonic()
-        except (EOFError, ConnectionResetError):  # a reset: the server cut a peer still sending (web.transport)
+        except (EOFError, ConnectionResetError):  # a reset: the server cut a peer still sending (web.ws.transport)
             ended_at = time.monotonic()
         assert flooder.finished.wait(ATTACK_SECONDS + 5)
 

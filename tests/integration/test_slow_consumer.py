@@ -26,7 +26,7 @@ WINDOW = 100
 
 def assert_closed_as_too_slow(server: ServerProcess, slow: RawSocket) -> None:
     """The slow socket's stream ends with the close frame 1013 after what the kernel buffers held; or, if the
-    client woke up after the close deadline (web.transport) and the frame never fitted in the kernel's buffer,
+    client woke up after the close deadline (web.ws.transport) and the frame never fitted in the kernel's buffer,
     with the end of the stream, once the server logged that it closed a socket as too slow."""
     try:
         code, reason = slow.expect_close(timeout=TIMEOUT)

@@ -30,7 +30,7 @@ from tests.helpers.wire import (
     json_frame,
 )
 
-CLOSE_GRACE_SECONDS = 2.0  # web.transport: how long the server waits for an answer to its close frame
+CLOSE_GRACE_SECONDS = 2.0  # web.ws.transport: how long the server waits for an answer to its close frame
 
 
 def raw(server: ServerProcess) -> RawSocket:

@@ -1,4 +1,4 @@
-"""Pure tests of `web.framing`: the WebSocket frame decoder and encoders, no sockets.
+"""Pure tests of `web.ws.codec`: the WebSocket frame decoder and encoders, no sockets.
 
 Client frames are built here by `client_frame`, which masks them itself, so
 the decoder is checked against an encoder that shares no code with it.
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from web.framing import (
+from web.ws.codec import (
     MAX_CLOSE_REASON_BYTES,
     MAX_CONTROL_PAYLOAD,
     MAX_FRAGMENTS,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from metrics import CONTRACT_CLOSE_CODES, RFC_6455_CLOSE_CODES, FastHistogram, LabelledCounter, sockets_closed
+from metrics import FastHistogram, LabelledCounter, sockets_closed
+from web.ws.transport import COUNTED_CLOSE_CODES
 
 BUCKETS = (0.01, 0.1, 1.0)
 
@@ -59,4 +60,4 @@ def test_close_codes_a_client_chooses_become_other_beyond_the_known_ones():
     for code in range(1000, 5000):
         sockets_closed.count(str(code))
     labels = {line.split('code="')[1].split('"')[0] for line in samples(exposition(sockets_closed))}
-    assert labels == {str(code) for code in RFC_6455_CLOSE_CODES + CONTRACT_CLOSE_CODES} | {"other"}
+    assert labels == {str(code) for code in COUNTED_CLOSE_CODES} | {"other"}

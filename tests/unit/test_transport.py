@@ -1,4 +1,4 @@
-"""`web.transport.SocketTransport` over a local socket pair, in this process's gevent hub: the byte budget of
+"""`web.ws.transport.WebSocketTransport` over a local socket pair, in this process's gevent hub: the byte budget of
 the queue, the single pending pong, and the close deadline, with a peer that reads or does not."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import gevent
 import pytest
 from gevent.event import Event
 
-import web.transport
-from web.framing import OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG, OPCODE_TEXT
-from web.transport import SocketTransport
+import web.ws.transport
+from web.ws.codec import OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG, OPCODE_TEXT
+from web.ws.transport import WebSocketTransport
 
 FLUSH, GRACE = 0.3, 0.2  # the close deadline's two phases, shortened for these tests
 SMALL_BUFFER = 4096
@@ -22,8 +22,8 @@ SMALL_BUFFER = 4096
 
 @pytest.fixture(autouse=True)
 def short_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(web.transport, "CLOSE_FLUSH_SECONDS", FLUSH)
-    monkeypatch.setattr(web.transport, "CLOSE_GRACE_SECONDS", GRACE)
+    monkeypatch.setattr(web.ws.transport, "CLOSE_FLUSH_SECONDS", FLUSH)
+    monkeypatch.setattr(web.ws.transport, "CLOSE_GRACE_SECONDS", GRACE)
 
 
 class Peer:
@@ -36,7 +36,7 @@ class Peer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
         ours.setblocking(False)
         self.cut = Event()
-        self.transport = SocketTransport(ours, "peer", max_frames, max_bytes, self.cut.set)
+        self.transport = WebSocketTransport(ours, "peer", max_frames, max_bytes, self.cut.set)
         self._buffer = b""
 
     def frames(self) -> list[tuple[int, bytes]]:

@@ -1,18 +1,28 @@
-"""WebSocket framing (RFC 6455) as pure functions: bytes in, messages out, and back.
+"""The WebSocket protocol (RFC 6455) of one server connection, sans I/O: bytes in, decisions out.
 
 `FrameDecoder` is fed whatever bytes the socket had and returns the complete
 messages in them, carrying a partial frame over to the next call, so a socket
-can be read when it is readable instead of by a greenlet parked on it. Nothing
-here touches a socket, which is what lets the unit tests cover every
-malformed frame directly.
+can be read when it is readable instead of by a greenlet parked on it.
+`ServerStateMachine` decides what each decoded frame means: a message for the
+listener, a ping to answer, the pong our keep-alive awaits, the peer's close
+(answered, unless it answers ours), or a framing error and the close code RFC
+6455 gives it. It also keeps the close handshake's read budget. Nothing here
+touches a socket or a timer: the connection (`web.ws.connection`) moves the
+bytes, the transport (`web.ws.transport`) writes, and the unit tests cover
+every malformed frame and every turn of the close handshake directly.
 """
 
 from __future__ import annotations
 
 import codecs
+import logging
+import os
 import struct
-from typing import Callable
+from typing import Callable, Protocol
 
+from protocol.frames import CloseCode
+
+log = logging.getLogger(__name__)
 OPCODE_CONTINUATION = 0x0
 OPCODE_TEXT = 0x1
 OPCODE_BINARY = 0x2
@@ -31,14 +41,23 @@ MAX_FRAGMENTS = 128
 # one that sends more is not answering, and the rest of what it sends is dropped unparsed until TCP is cut.
 MAX_FRAMES_BEFORE_CLOSE = 1000
 _SKIP_EVERYTHING = 1 << 64
+# read once the server decided to close, for the rest of a frame on its way (a peer learns of a limit only from our
+# close) and the peer's close; a peer that sends more is not closing, and nothing more is read from it
+READ_WHILE_CLOSING_BYTES = 1024 * 1024
+# close codes a peer may choose beyond RFC 6455's own: registered (3000-3999) and private (4000-4999) ones
+FIRST_APPLICATION_CLOSE_CODE = 3000
+LAST_APPLICATION_CLOSE_CODE = 4999
 
 
 class ProtocolError(Exception):
-    """The peer broke the framing rules; the connection is closed with 1002.
+    """The peer broke the framing rules; the connection is closed with `close_code` (1002).
 
     `decoded` holds the messages of the same `feed` call that came before the
     bad frame: they are handed out all the same, whatever the read boundaries.
     """
+
+    close_code = CloseCode.PROTOCOL_ERROR
+    close_reason = "protocol error"
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -48,17 +67,27 @@ class ProtocolError(Exception):
 class InvalidUtf8(ProtocolError):
     """A text message or close reason that is not UTF-8; closed with 1007."""
 
+    close_code = CloseCode.INVALID_PAYLOAD
+    close_reason = "invalid UTF-8"
+
 
 class MessageTooLarge(ProtocolError):
     """A message over the size limit or in too many fragments, detected from a frame's header before its
     payload is read; closed with 1009."""
 
+    close_code = CloseCode.MESSAGE_TOO_BIG
+    close_reason = "frame too large"
+
 
 class FrameRateExceeded(ProtocolError):
     """The peer sends frames faster than its `admit_frame` allows; closed with 4429 before the frame is decoded."""
 
+    close_code = CloseCode.RATE_LIMITED
+    close_reason = "too many frames"
 
-def _admit_every_frame() -> bool:
+
+def admit_every_frame() -> bool:
+    """The frame rate limit of a connection that has none."""
     return True
 
 
@@ -86,7 +115,7 @@ class FrameDecoder:
         self,
         max_message_bytes: int,
         max_fragments: int = MAX_FRAGMENTS,
-        admit_frame: Callable[[], bool] = _admit_every_frame,
+        admit_frame: Callable[[], bool] = admit_every_frame,
     ):
         self.max_message_bytes = max_message_bytes
         self.max_fragments = max_fragments
@@ -269,7 +298,7 @@ class FrameDecoder:
 def parse_close(payload: bytes) -> int:
     """The status code of a peer's close frame (1005, "no status", if it has none); raises on a malformed one."""
     if not payload:
-        return 1005
+        return CloseCode.NO_STATUS_RECEIVED
     if len(payload) < 2:
         raise ProtocolError("close frame with a one-byte payload")
     (code,) = struct.unpack("!H", payload[:2])
@@ -284,7 +313,11 @@ def parse_close(payload: bytes) -> int:
 
 def is_valid_close_code(code: int) -> bool:
     """Codes a peer may send (RFC 6455 7.4): the defined ones except those reserved for local use, and 3000-4999."""
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+    return (
+        CloseCode.NORMAL_CLOSURE <= code <= CloseCode.UNSUPPORTED_DATA
+        or CloseCode.INVALID_PAYLOAD <= code <= CloseCode.BAD_GATEWAY
+        or FIRST_APPLICATION_CLOSE_CODE <= code <= LAST_APPLICATION_CLOSE_CODE
+    )
 
 
 def encode_frame(opcode: int, payload: bytes) -> bytes:
@@ -301,6 +334,137 @@ def close_payload(code: int, reason: str) -> bytes:
     """A close frame's payload: the code, then the reason cut to fit a control frame on a character boundary."""
     encoded = reason.encode("utf-8")[:MAX_CLOSE_REASON_BYTES]
     return struct.pack("!H", code) + encoded.decode("utf-8", "ignore").encode("utf-8")
+
+
+class Writer(Protocol):
+    """The write side of the connection, as the state machine drives it (a `WebSocketTransport`)."""
+
+    id: int
+    peer: str
+    closing: bool  # our close frame is queued or sent, or the connection is gone
+
+    def send_control(self, opcode: int, payload: bytes) -> None: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+
+class MessageListener(Protocol):
+    """Who gets the connection's data messages: text as `str`, binary as `bytes`."""
+
+    def on_message(self, message: str | bytes) -> None: ...
+
+
+class ServerStateMachine:
+    """What one server connection does with the bytes its peer sends, until the connection is over.
+
+    `receive` decodes them: data messages go to the listener and pings are
+    answered until the server decides to close (its close frame is queued,
+    `writer.closing`); from then on only the peer's close frame counts, and at
+    most READ_WHILE_CLOSING_BYTES more are read. The peer's close ends the
+    connection (`over`): answered with its own code, unless it answers ours. A
+    framing error closes with the code its `ProtocolError` names; frames over
+    the rate limit close with 4429, after which nothing more is read. The
+    caller reads again while `reading`, and releases the socket once `over`.
+    """
+
+    __slots__ = ("over", "reading", "_writer", "_listener", "_decoder", "_read_while_closing", "_awaited_pong")
+
+    def __init__(
+        self,
+        writer: Writer,
+        listener: MessageListener,
+        max_message_bytes: int,
+        max_fragments: int = MAX_FRAGMENTS,
+        admit_frame: Callable[[], bool] = admit_every_frame,
+    ):
+        self.over = False  # the peer's close arrived, or the caller ended the connection (`end`)
+        self.reading = True  # False once nothing more is to be read: the close deadline ends the connection
+        self._writer = writer
+        self._listener = listener
+        self._decoder = FrameDecoder(max_message_bytes, max_fragments, admit_frame)
+        self._read_while_closing = 0  # bytes read since the server decided to close
+        self._awaited_pong: bytes | None = None  # the payload of our last ping, until the peer's pong echoes it
+
+    def receive(self, data: bytes) -> None:
+        """Act on the bytes of one read; the listener's exceptions propagate (the caller then `fail`s)."""
+        if self._writer.closing:
+            self._read_while_closing += len(data)
+            # enough for the rest of a frame on its way and the peer's close; a peer sending more is not closing
+            self.reading = self._read_while_closing <= READ_WHILE_CLOSING_BYTES
+            self._decoder.discard_until_close()
+        try:
+            messages = self._decoder.feed(data)
+        except ProtocolError as error:
+            self._handle(error.decoded)  # the frames before the bad one are valid
+            self._refuse(error)
+            messages = self._decoder.feed(b"")  # the rest of this read may hold the peer's close already
+        self._handle(messages)
+
+    def keep_alive(self) -> bool:
+        """Ping the peer (see `web.ws.connection.keep_alive`); False if it did not answer the previous ping.
+
+        Only a pong that echoes our ping's random payload counts: the ping is queued behind everything sent
+        before it, so the answer also proves the peer read all of that. A peer that sends but does not read,
+        or reads too slowly to drain its queue within a round, is dropped like one that vanished. A closing
+        connection is left to its close deadline.
+        """
+        if self.over or self._writer.closing:
+            return True
+        if self._awaited_pong is not None:
+            return False
+        self._awaited_pong = os.urandom(8)
+        self._writer.send_control(OPCODE_PING, self._awaited_pong)
+        return True
+
+    def fail(self, code: int, reason: str) -> None:
+        """Close with `code`; from then on only the peer's close is decoded, and it ends the connection at once
+        (else the close deadline does)."""
+        self._writer.close(code, reason)
+        self._decoder.discard_until_close()
+
+    def end(self) -> None:
+        """The connection is over for another reason (end of stream, close deadline, no pong): act on nothing
+        more, not even on the rest of a read in progress."""
+        self.over = True
+
+    def _handle(self, messages: list[tuple[int, str | bytes]]) -> None:
+        """Hand data messages to the listener and answer pings, until the server closes: from then on only the
+        peer's close frame counts."""
+        for opcode, payload in messages:
+            if self.over:
+                return
+            if opcode == OPCODE_CLOSE:
+                self._on_close_frame(payload)
+            elif self._writer.closing:
+                continue  # we are closing: only the peer's close matters now
+            elif opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
+                self._listener.on_message(payload)
+            elif opcode == OPCODE_PING:
+                self._writer.send_control(OPCODE_PONG, payload)
+            elif opcode == OPCODE_PONG and payload == self._awaited_pong:
+                self._awaited_pong = None
+
+    def _on_close_frame(self, payload: bytes) -> None:
+        """The peer's close ends the connection: answer it, unless it answers ours; then TCP is closed at once."""
+        if not self._writer.closing:
+            try:
+                code = parse_close(payload)
+            except ProtocolError as error:
+                self._refuse(error)
+            else:
+                self._writer.close(CloseCode.NORMAL_CLOSURE if code == CloseCode.NO_STATUS_RECEIVED else code)
+        self.over = True
+
+    def _refuse(self, error: ProtocolError) -> None:
+        """Close for a framing error with the code RFC 6455 gives it (1009, 1007 or 1002), or for frames over the
+        rate limit with 4429, after which nothing more is read."""
+        writer = self._writer
+        if isinstance(error, FrameRateExceeded):
+            log.info("socket %s (%s): frames over the rate limit; closing", writer.id, writer.peer)
+            self.reading = False
+        else:
+            log.debug("socket %s (%s): protocol error: %s", writer.id, writer.peer, error)
+        self.fail(error.close_code, error.close_reason)
 
 
 def _payload_length(buffer: bytes, position: int, end: int) -> tuple[int, int] | None:

@@ -2,7 +2,9 @@
 
 Authenticate with the first frame, attach to the user's actor through the
 router, then pass every text frame to that actor until the socket closes.
-A session only reads; after `connect` all writing is the UserActor's.
+A session only reads; after `connect` all writing is the UserActor's. Only
+the application knows what its frames say, so it counts those the transport
+hands to the kernel (`count_sent_frame`).
 """
 
 from __future__ import annotations
@@ -16,19 +18,19 @@ import pykka
 import metrics
 from actors import Node
 from actors.messages import AttachSocket, ClientFrame, DetachSocket
-from actors.rate_limit import RateLimiter
+from actors.rate_limit import Admission, RateLimiter
 from protocol import frames
 from protocol.frames import CloseCode, ErrorCode, FrameError
 from protocol.tokens import InvalidToken, authenticate
-from web.transport import SocketTransport
-from web.websocket import WebSocketConnection
+from web.ws.connection import WebSocketConnection
+from web.ws.transport import WebSocketTransport
 
 log = logging.getLogger(__name__)
 ATTACH_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
-class SocketPolicy:
+class SessionPolicy:
     auth_secret: str
     auth_timeout: float
     limits: frames.Limits
@@ -39,20 +41,24 @@ class SocketPolicy:
     sockets_per_user: int
 
 
-class SocketSession:
+class ClientSession:
     """The listener of one `WebSocketConnection`: its messages arrive here in order, one at a time."""
 
     __slots__ = ("transport", "_node", "_policy", "_query_token", "_user_id", "_actor", "_auth_deadline")
 
-    def __init__(self, connection: WebSocketConnection, query_token: str | None, node: Node, policy: SocketPolicy):
+    def __init__(self, connection: WebSocketConnection, query_token: str | None, node: Node, policy: SessionPolicy):
         self._node = node
         self._policy = policy
         self._query_token = query_token
         self._user_id: int | None = None
         self._actor: pykka.ActorProxy | None = None
         frame_rate = RateLimiter(policy.socket_frames_per_second, policy.socket_frame_burst, strikes=0)
-        self.transport: SocketTransport = connection.accept(
-            self, policy.send_queue_frames, policy.send_queue_bytes, frame_rate
+        self.transport: WebSocketTransport = connection.accept(
+            self,
+            policy.send_queue_frames,
+            policy.send_queue_bytes,
+            lambda: frame_rate.admit() is Admission.ADMITTED,
+            count_sent_frame,
         )
         # a libev timer rather than a greenlet: its callback only queues a close frame, which the hub may do
         self._auth_deadline = gevent.get_hub().loop.timer(policy.auth_timeout)
@@ -135,3 +141,11 @@ class SocketSession:
         if self._auth_deadline is not None:
             self._auth_deadline.close()
             self._auth_deadline = None
+
+
+def count_sent_frame(text: str) -> None:
+    """Count a frame handed to the kernel by its type, and an `error` frame by its code too."""
+    kind = frames.frame_type(text)
+    metrics.frames_sent.count(kind)
+    if kind == "error":
+        metrics.errors_sent.count(frames.error_code(text))

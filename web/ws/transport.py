@@ -1,4 +1,4 @@
-"""SocketTransport: the write side of a WebSocket, as the actors see it (`write` and `close`).
+"""WebSocketTransport: the write side of a WebSocket, as the actors see it (`write` and `close`).
 
 Writes go into a queue bounded in frames and in bytes; a callback the hub
 runs as soon as the writing greenlet yields hands everything queued by then
@@ -7,7 +7,9 @@ kernel's buffer is full, a libev watcher sends the rest as the socket becomes
 writable, so a UserActor never waits on a slow socket: a client that stops
 reading fills its own queue and is closed with 1013, and nobody else
 notices. A close always ends: if the peer does not take our close frame, or
-does not answer it, in time, the connection is cut (`on_cut`).
+does not answer it, in time, the connection is cut (`on_cut`). The
+transport knows nothing of what the frames say: the application counts its
+own text frames through `on_text_sent`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,16 @@ import gevent
 from gevent.event import Event
 
 import metrics
-from protocol.frames import CloseCode, error_code, frame_type
-from web.framing import OPCODE_BINARY, OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, close_payload, encode_frame
+from protocol.frames import CloseCode
+from web.ws.codec import (
+    OPCODE_BINARY,
+    OPCODE_CLOSE,
+    OPCODE_PONG,
+    OPCODE_TEXT,
+    close_payload,
+    encode_frame,
+    is_valid_close_code,
+)
 
 log = logging.getLogger(__name__)
 _transport_ids = itertools.count(1)
@@ -31,9 +41,17 @@ CLOSE_GRACE_SECONDS = 2.0  # how long a peer has to answer our close frame befor
 CLOSE_FLUSH_SECONDS = 3.0  # how long the frames queued before our close frame, and it, may take to reach the kernel
 MAX_WRITE_BYTES = 256 * 1024  # frames joined into one send
 _WRITE = 2  # libev's EV_WRITE
+# The close codes `realtime_sockets_closed` counts by name: every code a close frame may carry that has one. The server
+# answers a client's close with the client's code, so any other code a client chose is counted as `other`.
+COUNTED_CLOSE_CODES = tuple(code for code in CloseCode if is_valid_close_code(code))
+metrics.sockets_closed.declare(str(code) for code in COUNTED_CLOSE_CODES)
 
 
-class SocketTransport:
+def ignore_text(text: str) -> None:
+    """The `on_text_sent` of a transport whose text frames nobody counts."""
+
+
+class WebSocketTransport:
     """The queue of frames to one socket, bounded in frames and in bytes, and the deadline of its close.
 
     Once `close` is called the connection ends within CLOSE_FLUSH_SECONDS +
@@ -45,16 +63,26 @@ class SocketTransport:
     __slots__ = (
         "id", "peer", "closing", "_socket", "_on_cut", "_max_frames", "_max_bytes", "_queue", "_queued_bytes",
         "_pong", "_unsent", "_unsent_callbacks", "_unsent_closes", "_scheduled", "_writable", "_deadline", "_idle",
-        "_room",
+        "_room", "_on_text_sent",
     )  # fmt: skip
 
-    def __init__(self, sock: socket.socket, peer: str, max_frames: int, max_bytes: int, on_cut: Callable[[], None]):
-        """`sock` is a non-blocking socket (not a gevent one): sends must never wait. `on_cut` runs in the hub."""
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: str,
+        max_frames: int,
+        max_bytes: int,
+        on_cut: Callable[[], None],
+        on_text_sent: Callable[[str], None] = ignore_text,
+    ):
+        """`sock` is a non-blocking socket (not a gevent one): sends must never wait. `on_cut` runs in the hub, and
+        so does `on_text_sent(text)`, with each text frame as it is handed to the kernel."""
         self.id = next(_transport_ids)
         self.peer = peer
         self.closing = False  # a close frame is queued or sent, or the connection is gone
         self._socket = sock
         self._on_cut = on_cut
+        self._on_text_sent = on_text_sent
         self._max_frames = max_frames
         self._max_bytes = max_bytes
         # (opcode, payload, on_written): text payloads are str, encoded when sent; the others are bytes, but the
@@ -214,10 +242,7 @@ class SocketTransport:
                 payload, self._pong = self._pong, None
             self._queued_bytes -= len(payload)
             if opcode == OPCODE_TEXT:
-                kind = frame_type(payload)
-                metrics.frames_sent.count(kind)
-                if kind == "error":
-                    metrics.errors_sent.count(error_code(payload))
+                self._on_text_sent(payload)
                 try:
                     payload = payload.encode("utf-8")
                 except UnicodeEncodeError:
