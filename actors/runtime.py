@@ -4,15 +4,18 @@ pykka's `ThreadingActor` gives every actor a thread (under gevent, a
 greenlet) blocked on a queue for its whole life: with one actor per connected
 user that is a parked greenlet and a queue with its locks per socket. Here
 the mailbox is a plain deque; a message arriving in an empty mailbox hands
-the actor's turn to a pooled greenlet (`run_soon`), which handles messages
-until the mailbox is empty again and then goes back to the pool. Messages are
-still handled one at a time and in order, so an actor's state needs no locks,
-exactly as with pykka's own runtimes.
-"""
+the actor's turn to a pooled greenlet (`greenlets.run_soon`), which handles
+messages until the mailbox is empty again and then goes back to the pool.
+Messages are still handled one at a time and in order, so an actor's state
+needs no locks, exactly as with pykka's own runtimes.
 
+A turn runs pykka's own message loop; only the mailbox, the future and the
+scheduling of turns are this module's. The private parts of pykka it relies
+on are pinned by `tests/unit/test_pykka_internals.py`, and pykka's own test
+suite runs against this runtime (`tests/unit/test_pykka_suite.py`).
+"""
 from __future__ import annotations
 
-import logging
 import queue
 import sys
 from collections import deque
@@ -22,11 +25,9 @@ from typing import Any, Callable, TypeVar
 import gevent
 import pykka
 from gevent.event import AsyncResult
-from pykka._envelope import Envelope
 
 from greenlets import run_soon
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 ExcInfo = tuple[type[BaseException], BaseException | None, TracebackType | None]
 
@@ -75,21 +76,39 @@ class GeventFuture(pykka.Future[T]):
         self._outcome.set((value, exc_info))
 
 
-class _Mailbox:
-    """The inbox pykka puts envelopes in; tells its actor when the first one arrives."""
+class _TurnOver(Exception):
+    """Raised by an empty mailbox's `get()`: it ends the actor's turn, out of pykka's loop."""
 
-    __slots__ = ("envelopes", "on_first")
+
+class _Mailbox:
+    """pykka's actor inbox as a plain deque, which also paces the actor's turns.
+
+    pykka's loop (`Actor._actor_loop_running`) takes each envelope with `get()`. Here `get()` never
+    waits: on an empty mailbox it raises `_TurnOver`, which ends the turn and frees the greenlet, and
+    every `fairness_batch` envelopes of one turn it lets the other greenlets run first.
+    """
+
+    __slots__ = ("envelopes", "on_first", "fairness_batch", "_taken")
 
     def __init__(self) -> None:
-        self.envelopes: deque[Envelope[Any]] = deque()
-        self.on_first: Callable[[], None] | None = None
+        self.envelopes: deque[Any] = deque()
+        self.on_first: Callable[[], None] | None = None  # set when the actor starts
+        self.fairness_batch: int | None = None
+        self._taken = 0  # envelopes taken in this turn, since the last yield
 
-    def put(self, envelope: Envelope[Any], block: bool = True, timeout: float | None = None) -> None:
+    def put(self, envelope: Any, /) -> None:
         self.envelopes.append(envelope)
         if self.on_first is not None:
             self.on_first()
 
-    def get(self, block: bool = True, timeout: float | None = None) -> Envelope[Any]:
+    def get(self) -> Any:
+        if not self.envelopes:
+            self._taken = 0
+            raise _TurnOver
+        if self._taken == self.fairness_batch:
+            self._taken = 0
+            gevent.sleep(0)
+        self._taken += 1
         return self.envelopes.popleft()
 
     def empty(self) -> bool:
@@ -100,9 +119,15 @@ class _Mailbox:
 
 
 class GeventActor(pykka.Actor):
-    """A pykka actor whose turns run in pooled greenlets; subclass it like `pykka.ThreadingActor`."""
+    """A pykka actor whose turns run in pooled greenlets; subclass it like `pykka.ThreadingActor`.
 
-    _draining = False
+    Each turn runs pykka's own loop, so messages, replies, failures, `on_failure` and a
+    `BaseException` (all actors stopped) are handled exactly as by `ThreadingActor`; and once the
+    actor is stopped, on whatever path, pykka's teardown fails the envelopes still queued with
+    `ActorDeadError` at once.
+    """
+
+    _scheduled = False  # a turn is queued or running
     fairness_batch: int | None = 64
     """Messages handled in a row before a busy actor lets other greenlets run; None for never, which suits
     only an actor whose every turn is short and never waits (the whole mailbox is then one turn)."""
@@ -116,53 +141,30 @@ class GeventActor(pykka.Actor):
         return GeventFuture()
 
     def _start_actor_loop(self) -> None:
-        self._draining = True  # the first greenlet runs on_start, then the mailbox
+        self._scheduled = True  # the first turn runs on_start, then the mailbox
+        self.actor_inbox.fairness_batch = self.fairness_batch
         self.actor_inbox.on_first = self._wake
-        run_soon(self._first_run)
+        run_soon(self._first_turn)
 
-    def _first_run(self) -> None:
+    def _first_turn(self) -> None:
         self._actor_loop_setup()
-        self._drain()
+        self._turn()
 
     def _wake(self) -> None:
-        if not self._draining:
-            self._draining = True
-            run_soon(self._drain)
+        if not self._scheduled:
+            self._scheduled = True
+            run_soon(self._turn)
 
-    def _drain(self) -> None:
-        inbox: deque[Envelope[Any]] = self.actor_inbox.envelopes
-        handled = 0
+    def _turn(self) -> None:
+        """Handle envelopes until the mailbox is empty or the actor stopped; tear down once it stopped."""
         try:
-            while inbox and not self.actor_stopped.is_set():
-                self._handle_envelope(inbox.popleft())
-                handled += 1
-                if self.fairness_batch and handled % self.fairness_batch == 0:
-                    gevent.sleep(0)
+            self._actor_loop_running()
+        except _TurnOver:
+            pass
         finally:
-            self._draining = False
-        if self.actor_stopped.is_set():
-            self._actor_loop_teardown()
-
-    def _handle_envelope(self, envelope: Envelope[Any]) -> None:
-        """One turn of pykka's actor loop (`Actor._actor_loop_running`), for one envelope."""
-        try:
-            response = self._handle_receive(envelope.message)
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(response)
-        except Exception:
-            if envelope.reply_to is not None:
-                envelope.reply_to.set_exception()
-            else:
-                self._handle_failure(*sys.exc_info())
-                try:
-                    self.on_failure(*sys.exc_info())
-                except Exception:
-                    self._handle_failure(*sys.exc_info())
-        except BaseException:
-            log.debug("%r in %s: stopping all actors", sys.exc_info()[1], self)
-            self._stop()
-            pykka.ActorRegistry.stop_all()
-            raise
+            self._scheduled = False
+            if self.actor_stopped.is_set():
+                self._actor_loop_teardown()
 
 
 __all__ = ["GeventActor", "GeventFuture"]
