@@ -37,9 +37,9 @@ sys.path.insert(0, str(REPO))
 from bench import loadgen  # noqa: E402
 from settings import load_settings  # noqa: E402
 from storage import open_storage  # noqa: E402
-from tests.mariadb import MariaDB, start_mariadb  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
-from tests.server import free_port  # noqa: E402
+from tests.helpers.mariadb import MariaDB, start_mariadb  # noqa: E402
+from tests.helpers.redis_server import RedisServer  # noqa: E402
+from tests.helpers.server import free_port  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
 WORKERS = 2
