@@ -4,6 +4,8 @@ Every key the service knows is declared once in `SCHEMA` with its parser and
 default. `load_settings` returns typed, frozen settings or raises `ConfigError`
 with one line naming the offending key and where its value came from, so a
 bad deployment stops at start-up instead of failing later.
+
+A bottom module: it imports nothing of this service.
 """
 
 from __future__ import annotations
