@@ -131,6 +131,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "name": (_text, "realtime"),
         "pool_size": (_positive_integer, "10"),
         "write_lanes": (_positive_integer, "1"),
+        "blocks_cache_seconds": (_non_negative_number, "5"),
     },
     "auth": {
         "secret": (_text, ""),
@@ -206,6 +207,7 @@ class DatabaseSettings:
     name: str
     pool_size: int
     write_lanes: int
+    blocks_cache_seconds: float
 
 
 @dataclass(frozen=True)

@@ -57,4 +57,4 @@ def open_storage(database) -> Storage:
         )
     else:
         engine = SqliteEngine(database.path)
-    return Storage(engine)
+    return Storage(engine, database.blocks_cache_seconds)

@@ -23,6 +23,9 @@ PLATFORM_TABLES = {
         "CREATE INDEX IF NOT EXISTS idx_follows_followee ON follows (followee_id, follower_id)",
         "CREATE TABLE IF NOT EXISTS posts (id INTEGER PRIMARY KEY, user_id BIGINT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS idx_posts_user ON posts (user_id)",
+        "CREATE TABLE IF NOT EXISTS blocks (blocker_id BIGINT NOT NULL, blocked_id BIGINT NOT NULL,"
+        " PRIMARY KEY (blocker_id, blocked_id))",
+        "CREATE INDEX IF NOT EXISTS idx_blocks_blocked ON blocks (blocked_id, blocker_id)",
     ],
     "mysql": [
         "CREATE TABLE IF NOT EXISTS users (id BIGINT NOT NULL PRIMARY KEY, username VARCHAR(100) NOT NULL)"
@@ -31,6 +34,8 @@ PLATFORM_TABLES = {
         " PRIMARY KEY (follower_id, followee_id), KEY idx_follows_followee (followee_id, follower_id))",
         "CREATE TABLE IF NOT EXISTS posts (id BIGINT NOT NULL PRIMARY KEY, user_id BIGINT NOT NULL,"
         " KEY idx_posts_user (user_id))",
+        "CREATE TABLE IF NOT EXISTS blocks (blocker_id BIGINT NOT NULL, blocked_id BIGINT NOT NULL,"
+        " PRIMARY KEY (blocker_id, blocked_id), KEY idx_blocks_blocked (blocked_id, blocker_id))",
     ],
 }
 

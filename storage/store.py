@@ -20,6 +20,8 @@ NEWEST = 2**63 - 1
 BACKLOG_PAGE = 500
 KNOWN_USER_SECONDS = 60.0
 KNOWN_USERS_MAX = 100_000
+BLOCKS_CACHED_MAX = 100_000  # users whose blocks are remembered; past that the cache starts afresh
+NO_BLOCKS: frozenset[int] = frozenset()
 MAX_ROWS_PER_INSERT = 1000  # keeps one statement well under max_allowed_packet
 UNREAD_STATUSES = ("sent", "delivered")  # short of read: a range each on idx_messages_recipient_status
 UNREAD = "(" + ", ".join(f"'{status}'" for status in UNREAD_STATUSES) + ")"
@@ -60,8 +62,9 @@ class Message:
 class StoreResult:
     """The outcome of storing one draft."""
 
-    message: Message | None  # None: the recipient does not exist
+    message: Message | None  # None: the recipient does not exist, or has blocked the sender
     created: bool  # False: a message with the same clientMsgId was stored before
+    blocked: bool = False  # True: the recipient has blocked the sender, so nothing was stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +117,14 @@ class Notification:
 
 
 class Storage:
-    def __init__(self, engine: Any):
+    def __init__(self, engine: Any, blocks_cache_seconds: float = 5.0):
+        """`blocks_cache_seconds`: how long a user's blocks, once read, are taken as they were (0: never cached)."""
         self.engine = engine
         self.dialect: str = engine.dialect
         self._known_users: dict[int, float] = {}  # user id -> monotonic time until which it counts as existing
+        self._blocks_cache_seconds = blocks_cache_seconds
+        # blocker id -> (monotonic time until which it holds, the ids that user has blocked)
+        self._blocks: dict[int, tuple[float, frozenset[int]]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -157,6 +164,17 @@ class Storage:
         """Insert (follower_id, followee_id) pairs that are not there yet."""
         self._insert_missing("follows", ("follower_id", "followee_id"), list(follows))
 
+    def add_blocks(self, blocks: Iterable[tuple[int, int]]) -> None:
+        """Insert (blocker_id, blocked_id) pairs that are not there yet (demo data and tests)."""
+        self._insert_missing("blocks", ("blocker_id", "blocked_id"), list(blocks))
+
+    def remove_blocks(self, blocks: Iterable[tuple[int, int]]) -> None:
+        """Delete (blocker_id, blocked_id) pairs (tests: the platform owns this table)."""
+        rows = list(blocks)
+        if rows:
+            sql = "DELETE FROM blocks WHERE blocker_id = %s AND blocked_id = %s"
+            self.engine.transaction(lambda session: session.execute_many(sql, rows), write=True)
+
     def add_posts(self, posts: Iterable[tuple[int, int]]) -> None:
         """Insert (post_id, owner_id) posts that are not there yet."""
         self._insert_missing("posts", ("id", "user_id"), list(posts))
@@ -192,7 +210,9 @@ class Storage:
         )
 
     def _store_messages(self, session: Session, drafts: Sequence[MessageDraft]) -> list[StoreResult]:
-        known = self._existing_users(session, {draft.recipient_id for draft in drafts})
+        recipients = {draft.recipient_id for draft in drafts}
+        known = self._existing_users(session, recipients)
+        blocks = self._blocks_of(session, recipients & known)
         existing = self._messages_by_client_id(
             session, {(d.sender_id, d.client_msg_id) for d in drafts if d.client_msg_id is not None}
         )
@@ -203,6 +223,9 @@ class Storage:
         for index, draft in enumerate(drafts):
             if draft.recipient_id not in known:
                 results[index] = StoreResult(message=None, created=False)
+                continue
+            if draft.sender_id in blocks[draft.recipient_id]:
+                results[index] = StoreResult(message=None, created=False, blocked=True)
                 continue
             key = (draft.sender_id, draft.client_msg_id) if draft.client_msg_id is not None else None
             if key in existing:
@@ -249,6 +272,42 @@ class Storage:
             self._known_users.update(dict.fromkeys(found, now + KNOWN_USER_SECONDS))
             known |= found
         return known
+
+    def blocked_by(self, user_id: int) -> frozenset[int]:
+        """The ids `user_id` has blocked (the `blocks` platform table), as cached by `_blocks_of`."""
+        return self.engine.transaction(lambda session: self._blocks_of(session, {user_id}))[user_id]
+
+    def _blocks_of(self, session: Session, user_ids: set[int]) -> dict[int, frozenset[int]]:
+        """The ids each of `user_ids` has blocked.
+
+        Every message and typing frame needs its recipient's blocks: they are
+        read once per recipient and kept for `blocks_cache_seconds`, so a new
+        block (or unblock) takes effect on each node within that time; a batch
+        of messages reads those of all its recipients not cached in one query.
+        """
+        now = time.monotonic()
+        found: dict[int, frozenset[int]] = {}
+        for user_id in user_ids:
+            cached = self._blocks.get(user_id)
+            if cached is not None and cached[0] > now:
+                found[user_id] = cached[1]
+        missing = sorted(user_ids - found.keys())
+        if not missing:
+            return found
+        rows = session.query(
+            f"SELECT blocker_id, blocked_id FROM blocks WHERE blocker_id IN ({placeholders(len(missing))})", missing
+        )
+        read: dict[int, set[int]] = {user_id: set() for user_id in missing}
+        for blocker_id, blocked_id in rows:
+            read[int(blocker_id)].add(int(blocked_id))
+        fresh = {user_id: frozenset(blocked) if blocked else NO_BLOCKS for user_id, blocked in read.items()}
+        if self._blocks_cache_seconds > 0:
+            if len(self._blocks) + len(fresh) > BLOCKS_CACHED_MAX:
+                self._blocks.clear()
+            until = now + self._blocks_cache_seconds
+            self._blocks.update((user_id, (until, blocked)) for user_id, blocked in fresh.items())
+        found.update(fresh)
+        return found
 
     def _messages_by_client_id(self, session: Session, keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
         if not keys:
