@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
@@ -56,6 +57,8 @@ TOO_MANY_FRAMES = "too many frames, slow down"
 # even when their socket is closing (the peer may have sent them just before its close frame)
 ANSWER_ONLY = frozenset({frames.FetchHistory, frames.FetchNotifications, frames.Ping, frames.Connect})
 TOO_MANY_MESSAGES = "too many messages or too much content, slow down"
+TYPING_INTERVAL = 2.0  # seconds: at most one `typing: true` forwarded per sender and recipient in this time
+TYPING_TRACKED_MAX = 1000  # recipients remembered per user before those outside the interval are forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class UserActor(GeventActor):
         self._pushed: OrderedDict[int, None] = OrderedDict()  # ids of messages recently pushed here
         self._like_windows: dict[int, list[tuple[Notification, str]]] = {}  # post id -> likes held back
         self._rate = context.send_limiters.of(user_id)  # shared by the user's sockets on this node, and reconnects
+        self._typing_forwarded: dict[int, float] = {}  # recipient id -> monotonic time of the last `typing` sent
         self._handlers: dict[type, Callable[[Transport, Any], None]] = {
             frames.SendMessage: self._send_message,
             frames.MarkRead: self._mark_read,
@@ -101,6 +105,7 @@ class UserActor(GeventActor):
             frames.MarkNotificationRead: self._mark_notification_read,
             frames.Ping: self._ping,
             frames.Connect: self._reauthenticate,
+            frames.Typing: self._typing,
         }
 
     def on_stop(self) -> None:
@@ -262,6 +267,8 @@ class UserActor(GeventActor):
         message = result.message
         if result.created:
             metrics.message_store_seconds.observe(max(0, self._context.now_ms() - message.created_at) / 1000)
+        if result.blocked:
+            raise Forbidden(f"user {stored.command.to} does not accept messages from you")
         if message is None:
             raise NotFound(f"user {stored.command.to} does not exist")
         stored.transport.write(
@@ -305,6 +312,26 @@ class UserActor(GeventActor):
 
     def _ping(self, transport: Transport, command: frames.Ping) -> None:
         transport.write(frames.pong_frame())
+
+    def _typing(self, transport: Transport, command: frames.Typing) -> None:
+        """Tell `to` this user is typing, at most once per TYPING_INTERVAL (a stop always goes); nothing is
+        stored, and nothing is answered: the router drops it when `to` is offline, and it is dropped here
+        when `to` has blocked this user."""
+        now = time.monotonic()
+        if command.typing:
+            last = self._typing_forwarded.get(command.to)
+            if last is not None and now - last < TYPING_INTERVAL:
+                return
+            if len(self._typing_forwarded) >= TYPING_TRACKED_MAX:
+                self._typing_forwarded = {
+                    to: at for to, at in self._typing_forwarded.items() if now - at < TYPING_INTERVAL
+                }
+        if self.user_id in self._context.storage.blocked_by(command.to):
+            return
+        if command.typing:
+            self._typing_forwarded[command.to] = now
+        frame = frames.typing_frame(self.user_id, command.typing)
+        self._context.router.tell(ToUser(command.to, PushFrame(frame)))
 
     def _reauthenticate(self, transport: Transport, command: frames.Connect) -> None:
         """A `connect` on an open socket: with a valid token for this user, answer `connected` again."""

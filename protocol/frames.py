@@ -121,7 +121,13 @@ class Ping:
     pass
 
 
-Command = Connect | SendMessage | MarkRead | FetchHistory | FetchNotifications | MarkNotificationRead | Ping
+@dataclass(frozen=True, slots=True)
+class Typing:
+    to: int
+    typing: bool  # False: stopped typing
+
+
+Command = Connect | SendMessage | MarkRead | FetchHistory | FetchNotifications | MarkNotificationRead | Ping | Typing
 
 
 def parse_frame(text: str, limits: Limits = Limits()) -> Command:
@@ -287,6 +293,13 @@ def _parse_ping(data: dict[str, Any], limits: Limits) -> Ping:
     return Ping()
 
 
+def _parse_typing(data: dict[str, Any], limits: Limits) -> Typing:
+    typing = data.get("typing", True)
+    if not isinstance(typing, bool):
+        raise FrameError(ErrorCode.BAD_REQUEST, "'typing' must be true or false")
+    return Typing(to=_id(data, "to"), typing=typing)
+
+
 _PARSERS = {
     "connect": _parse_connect,
     "message": _parse_message,
@@ -295,6 +308,7 @@ _PARSERS = {
     "notifications": _parse_notifications,
     "notification_read": _parse_notification_read,
     "ping": _parse_ping,
+    "typing": _parse_typing,
 }
 _FRAME_TYPES = {
     Connect: "connect",
@@ -304,6 +318,7 @@ _FRAME_TYPES = {
     FetchNotifications: "notifications",
     MarkNotificationRead: "notification_read",
     Ping: "ping",
+    Typing: "typing",
 }
 
 
@@ -487,6 +502,10 @@ def notification_read_frame(notification_id: int | None, read_at: int) -> str:
     """`notification_id` None means all of the user's notifications."""
     target: dict[str, Any] = {"all": True} if notification_id is None else {"notificationId": notification_id}
     return encode({"type": "notification_read", **target, "readAt": iso_time(read_at)})
+
+
+def typing_frame(sender_id: int, typing: bool) -> str:
+    return encode({"type": "typing", "from": sender_id, "typing": typing})
 
 
 def pong_frame() -> str:

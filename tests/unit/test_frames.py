@@ -26,6 +26,7 @@ from protocol.frames import (
     MarkRead,
     Ping,
     SendMessage,
+    Typing,
     command_ref,
     connected_frame,
     error_frame,
@@ -41,6 +42,7 @@ from protocol.frames import (
     notifications_frame,
     parse_frame,
     pong_frame,
+    typing_frame,
 )
 
 CONTRACT_CODES = {
@@ -60,7 +62,7 @@ def test_error_codes_are_the_contracts():
     assert codes == CONTRACT_CODES
 
 
-CLIENT_TYPES = ["connect", "message", "message_read", "history", "notifications", "notification_read", "ping"]
+CLIENT_TYPES = ["connect", "message", "message_read", "history", "notifications", "notification_read", "ping", "typing"]
 
 
 DEFAULT_LIMITS = Limits()
@@ -167,6 +169,13 @@ class TestValidFrames:
     def test_ping(self):
         assert parse({"type": "ping"}) == Ping()
 
+    def test_typing_defaults_to_true(self):
+        assert parse({"type": "typing", "to": 2}) == Typing(to=2, typing=True)
+
+    @pytest.mark.parametrize("typing", [True, False])
+    def test_typing_started_or_stopped(self, typing):
+        assert parse({"type": "typing", "to": 2, "typing": typing}) == Typing(to=2, typing=typing)
+
     def test_extra_fields_are_ignored(self):
         assert parse({"type": "ping", "extra": [1, {"a": None}]}) == Ping()
 
@@ -235,6 +244,7 @@ class TestMalformedFrames:
             ({"type": "message_read", "messageId": 1}, "messageId"),
             ({"type": "history", "with": 2}, "with"),
             ({"type": "notification_read", "notificationId": 1}, "notificationId"),
+            ({"type": "typing", "to": 2}, "to"),
         ],
         ids=lambda value: value if isinstance(value, str) else value["type"],
     )
@@ -260,6 +270,12 @@ class TestMalformedFrames:
     )
     def test_bad_limit(self, frame, bad):
         assert refused({**frame, "limit": bad}).code == "bad_request"
+
+    @pytest.mark.parametrize("typing", [None, 1, 0, "true", "false", [True], {"on": True}], ids=repr)
+    def test_typing_flag_that_is_not_a_boolean(self, typing):
+        error = refused({"type": "typing", "to": 2, "typing": typing})
+        assert error.code == "bad_request"
+        assert error.ref == {"type": "typing"}
 
     def test_id_as_huge_literal(self):
         error = refused('{"type": "message_read", "messageId": 99999999999999999999999999999999}')
@@ -392,6 +408,7 @@ class TestRefs:
             {"type": "notifications"},
             {"type": "notification_read", "all": True},
             {"type": "ping"},
+            {"type": "typing", "to": 2},
         ],
         ids=lambda frame: frame["type"],
     )
@@ -558,6 +575,10 @@ class TestBuilders:
     def test_pong(self):
         assert decoded(pong_frame()) == {"type": "pong"}
 
+    @pytest.mark.parametrize("typing", [True, False])
+    def test_typing(self, typing):
+        assert decoded(typing_frame(7, typing)) == {"type": "typing", "from": 7, "typing": typing}
+
     def test_error_with_ref(self):
         frame = decoded(error_frame("too_large", "too long", {"type": "message", "clientMsgId": "c"}))
         assert frame == {
@@ -583,6 +604,7 @@ class TestBuilders:
             notification_read_frame(1, T),
             notification_read_frame(None, T),
             pong_frame(),
+            typing_frame(1, True),
             error_frame("internal", "x", {"type": "ping"}),
         ]
 
@@ -614,7 +636,8 @@ def _assert_parses_or_refuses(text: str) -> None:
         assert isinstance(error.ref, dict)
     else:
         assert isinstance(
-            command, (Connect, SendMessage, MarkRead, FetchHistory, FetchNotifications, MarkNotificationRead, Ping)
+            command,
+            (Connect, SendMessage, MarkRead, FetchHistory, FetchNotifications, MarkNotificationRead, Ping, Typing),
         )
 
 
@@ -633,7 +656,20 @@ json_values = st.recursive(
     max_leaves=12,
 )
 field_names = st.sampled_from(
-    ["to", "content", "clientMsgId", "messageId", "with", "before", "limit", "notificationId", "all", "userId", "token"]
+    [
+        "to",
+        "content",
+        "clientMsgId",
+        "messageId",
+        "with",
+        "before",
+        "limit",
+        "notificationId",
+        "all",
+        "userId",
+        "token",
+        "typing",
+    ]
 )
 frame_types = (
     st.sampled_from(CLIENT_TYPES)
@@ -684,6 +720,8 @@ def test_property_valid_command_fields_are_in_range(frame):
             assert type(value) is int and 1 <= value <= MAX_ID
     if isinstance(command, (FetchHistory, FetchNotifications)):
         assert 1 <= command.limit <= 100
+    if isinstance(command, Typing):
+        assert type(command.typing) is bool
     if isinstance(command, SendMessage):
         assert command.content.strip() and len(command.content) <= 4000
         command.content.encode("utf-8")
@@ -704,6 +742,7 @@ SERVER_FRAMES = {
     "notifications": lambda: frames_module.notifications_frame([]),
     "notification_read": lambda: frames_module.notification_read_frame(None, 0),
     "pong": lambda: frames_module.pong_frame(),
+    "typing": lambda: frames_module.typing_frame(1, False),
 }
 
 
