@@ -160,6 +160,13 @@ class ServerProcess:
         self.storage.add_users([(user_id, f"user{user_id}") for user_id in ids])
         return ids
 
+    def block(self, blocker: int, blocked: int) -> None:
+        """`blocker` blocks `blocked`, as the platform would: a row in its `blocks` table."""
+        self.storage.add_blocks([(blocker, blocked)])
+
+    def unblock(self, blocker: int, blocked: int) -> None:
+        self.storage.remove_blocks([(blocker, blocked)])
+
     def close_storage(self) -> None:
         if self._storage is not None:
             self._storage.close()
