@@ -286,6 +286,11 @@
       return this._sendIfConnected({ type: "message_read", messageId });
     }
 
+    /** Tell user `to` this user is typing (or stopped, with false); never queued. False when not connected. */
+    typing(to, typing = true) {
+      return this._sendIfConnected({ type: "typing", to, typing });
+    }
+
     /** Mark one notification read, or all of them with "all". False when not connected. */
     markNotificationRead(notificationId) {
       const target = notificationId === "all" ? { all: true } : { notificationId };
@@ -411,6 +416,9 @@
           break;
         case "notification_read":
           this.emit("notificationRead", frame);
+          break;
+        case "typing":
+          this.emit("typing", frame);
           break;
         case "history":
           this._answer("history", frame.messages);
