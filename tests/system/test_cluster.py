@@ -194,6 +194,23 @@ def test_sockets_of_one_user_on_three_nodes_each_get_every_frame(nodes: list[Ser
         assert entry["notificationId"] == pushed[0]["notificationId"] and entry["read"] is True
 
 
+def test_typing_on_one_node_reaches_every_socket_of_the_recipient_on_the_others_and_is_never_stored(
+    nodes: list[ServerProcess],
+) -> None:
+    n1, n2, n3 = nodes
+    alice_id, bob_id = n1.add_users(2)
+    with n1.connect(alice_id) as alice, n2.connect(bob_id) as bob, n3.connect(bob_id) as bob_phone:
+        alice.send({"type": "typing", "to": bob_id})
+        for socket in (bob, bob_phone):
+            assert socket.expect("typing") == {"type": "typing", "from": alice_id, "typing": True}
+        alice.send({"type": "typing", "to": bob_id, "typing": False})
+        for socket in (bob, bob_phone):
+            assert socket.expect("typing") == {"type": "typing", "from": alice_id, "typing": False}
+        bob.send({"type": "history", "with": alice_id})
+        assert bob.expect("history")["messages"] == []
+        assert_no_more([alice], "typing")
+
+
 # ---------------------------------------------------------------- notifications across nodes
 
 
