@@ -121,7 +121,14 @@ class Ping:
     pass
 
 
-Command = Connect | SendMessage | MarkRead | FetchHistory | FetchNotifications | MarkNotificationRead | Ping
+@dataclass(frozen=True, slots=True)
+class DeleteMessage:
+    message_id: int
+
+
+Command = (
+    Connect | SendMessage | MarkRead | FetchHistory | FetchNotifications | MarkNotificationRead | Ping | DeleteMessage
+)
 
 
 def parse_frame(text: str, limits: Limits = Limits()) -> Command:
@@ -287,6 +294,10 @@ def _parse_ping(data: dict[str, Any], limits: Limits) -> Ping:
     return Ping()
 
 
+def _parse_message_delete(data: dict[str, Any], limits: Limits) -> DeleteMessage:
+    return DeleteMessage(message_id=_id(data, "messageId"))
+
+
 _PARSERS = {
     "connect": _parse_connect,
     "message": _parse_message,
@@ -295,6 +306,7 @@ _PARSERS = {
     "notifications": _parse_notifications,
     "notification_read": _parse_notification_read,
     "ping": _parse_ping,
+    "message_delete": _parse_message_delete,
 }
 _FRAME_TYPES = {
     Connect: "connect",
@@ -304,6 +316,7 @@ _FRAME_TYPES = {
     FetchNotifications: "notifications",
     MarkNotificationRead: "notification_read",
     Ping: "ping",
+    DeleteMessage: "message_delete",
 }
 
 
@@ -410,21 +423,27 @@ def message_read_frame(message_id: int, read_by: int, read_at: int) -> str:
     return encode({"type": "message_read", "messageId": message_id, "readBy": read_by, "readAt": iso_time(read_at)})
 
 
+def message_deleted_frame(message_id: int, deleted_at: int) -> str:
+    return encode({"type": "message_deleted", "messageId": message_id, "deletedAt": iso_time(deleted_at)})
+
+
 def history_frame(with_user: int, messages: list[dict[str, Any]]) -> str:
-    """`messages`: oldest first, each `{messageId, from, to, content, createdAt, status}`."""
+    """`messages`: oldest first, each `{messageId, from, to, content, createdAt, status, deleted}`."""
     return encode({"type": "history", "with": with_user, "messages": messages})
 
 
 def history_entry(
-    message_id: int, sender_id: int, recipient_id: int, content: str, created_at: int, status: str
+    message_id: int, sender_id: int, recipient_id: int, content: str, created_at: int, status: str, deleted: bool
 ) -> dict[str, Any]:
+    """A deleted message keeps its place in the conversation with `deleted: true` and `content: ""`."""
     return {
         "messageId": message_id,
         "from": sender_id,
         "to": recipient_id,
-        "content": content,
+        "content": "" if deleted else content,
         "createdAt": iso_time(created_at),
         "status": status,
+        "deleted": deleted,
     }
 
 
