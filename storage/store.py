@@ -27,6 +27,9 @@ UNREAD_STATUSES = ("sent", "delivered")  # short of read: a range each on idx_me
 UNREAD = "(" + ", ".join(f"'{status}'" for status in UNREAD_STATUSES) + ")"
 # a deleted message's status: neither unread nor undelivered, so no count, backlog or receipt takes it any more
 DELETED = "deleted"
+# a deletion reads and writes one row by primary key: parameters message_id, then deleted_at, message_id
+DELETION_TARGET = "SELECT sender_id, recipient_id, deleted_at FROM realtime_messages WHERE id = %s"
+ERASE_MESSAGE = f"UPDATE realtime_messages SET content = '', status = '{DELETED}', deleted_at = %s WHERE id = %s"
 # one direction of a conversation page, as a member of a UNION ALL: SQLite takes an ORDER BY ... LIMIT member
 # only as a subquery, which MariaDB would materialise (twice as slow there as a parenthesised member)
 UNION_MEMBER = {"sqlite": "SELECT * FROM ({})", "mysql": "({})"}
@@ -354,9 +357,7 @@ class Storage:
         """
 
         def work(session: Session) -> ReadMark | None:
-            rows = session.query(
-                "SELECT sender_id, recipient_id, deleted_at FROM realtime_messages WHERE id = %s", (message_id,)
-            )
+            rows = session.query(DELETION_TARGET, (message_id,))
             if not rows:
                 raise NotFound(f"message {message_id} does not exist")
             sender_id, recipient_id, deleted_at = rows[0]
@@ -379,19 +380,14 @@ class Storage:
         lock = " FOR UPDATE" if self.dialect == "mysql" else ""  # SQLite: write transactions run one at a time
 
         def work(session: Session) -> Deletion:
-            rows = session.query(
-                f"SELECT sender_id, recipient_id, deleted_at FROM realtime_messages WHERE id = %s{lock}", (message_id,)
-            )
+            rows = session.query(DELETION_TARGET + lock, (message_id,))
             if not rows:
                 raise NotFound(f"message {message_id} does not exist")
             sender, recipient, first_deleted_at = rows[0]
             if int(sender) != sender_id:
                 raise Forbidden(f"only the sender may delete message {message_id}")
             if first_deleted_at is None:
-                session.execute(
-                    f"UPDATE realtime_messages SET content = '', status = '{DELETED}', deleted_at = %s WHERE id = %s",
-                    (deleted_at, message_id),
-                )
+                session.execute(ERASE_MESSAGE, (deleted_at, message_id))
             return Deletion(
                 message_id=message_id,
                 sender_id=sender_id,
