@@ -106,6 +106,7 @@ class UserActor(GeventActor):
             frames.Ping: self._ping,
             frames.Connect: self._reauthenticate,
             frames.Typing: self._typing,
+            frames.DeleteMessage: self._delete_message,
         }
 
     def on_stop(self) -> None:
@@ -276,12 +277,15 @@ class UserActor(GeventActor):
         )
         if result.created and message.recipient_id != self.user_id:
             self._push_everywhere(_message_frame(message), exclude=stored.transport.id)
-        if result.created or message.status == "sent":
-            # a resend of a message not yet delivered routes it again; the recipient drops repeats
+        if result.created or (message.status == "sent" and message.deleted_at is None):
+            # a resend of a message not yet delivered routes it again (the recipient drops repeats); a resend of a
+            # deleted one must not bring it back
             self._context.router.tell(ToUser(message.recipient_id, DeliverMessage(message)))
 
     def _mark_read(self, transport: Transport, command: frames.MarkRead) -> None:
         mark = self._context.storage.mark_read(self.user_id, command.message_id, self._context.now_ms())
+        if mark is None:
+            return  # the message was deleted: its receipts stop
         frame = frames.message_read_frame(mark.message_id, mark.reader_id, mark.read_at)
         self._push_everywhere(frame, exclude=transport.id)
         if mark.sender_id != self.user_id:
@@ -292,10 +296,21 @@ class UserActor(GeventActor):
         self._context.delivery_writer.wait_committed(self.user_id, PENDING_DELIVERIES_TIMEOUT)
         messages = self._context.storage.history(self.user_id, command.with_user, command.before, command.limit)
         entries = [
-            frames.history_entry(m.id, m.sender_id, m.recipient_id, m.content, m.created_at, m.status)
+            frames.history_entry(
+                m.id, m.sender_id, m.recipient_id, m.content, m.created_at, m.status, m.deleted_at is not None
+            )
             for m in messages
         ]
         transport.write(frames.history_frame(command.with_user, entries))
+
+    def _delete_message(self, transport: Transport, command: frames.DeleteMessage) -> None:
+        """Erase one of this user's messages and tell every socket of both sides; deleting again tells them again,
+        with the first deletion's time."""
+        deletion = self._context.storage.delete_message(self.user_id, command.message_id, self._context.now_ms())
+        frame = frames.message_deleted_frame(deletion.message_id, deletion.deleted_at)
+        self._push_everywhere(frame)
+        if deletion.recipient_id != self.user_id:
+            self._context.router.tell(ToUser(deletion.recipient_id, PushFrame(frame)))
 
     def _notifications(self, transport: Transport, command: frames.FetchNotifications) -> None:
         stored = self._context.storage.notifications(self.user_id, command.before, command.limit)

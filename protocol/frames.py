@@ -127,7 +127,22 @@ class Typing:
     typing: bool  # False: stopped typing
 
 
-Command = Connect | SendMessage | MarkRead | FetchHistory | FetchNotifications | MarkNotificationRead | Ping | Typing
+@dataclass(frozen=True, slots=True)
+class DeleteMessage:
+    message_id: int
+
+
+Command = (
+    Connect
+    | SendMessage
+    | MarkRead
+    | FetchHistory
+    | FetchNotifications
+    | MarkNotificationRead
+    | Ping
+    | Typing
+    | DeleteMessage
+)
 
 
 def parse_frame(text: str, limits: Limits = Limits()) -> Command:
@@ -300,6 +315,10 @@ def _parse_typing(data: dict[str, Any], limits: Limits) -> Typing:
     return Typing(to=_id(data, "to"), typing=typing)
 
 
+def _parse_message_delete(data: dict[str, Any], limits: Limits) -> DeleteMessage:
+    return DeleteMessage(message_id=_id(data, "messageId"))
+
+
 _PARSERS = {
     "connect": _parse_connect,
     "message": _parse_message,
@@ -309,6 +328,7 @@ _PARSERS = {
     "notification_read": _parse_notification_read,
     "ping": _parse_ping,
     "typing": _parse_typing,
+    "message_delete": _parse_message_delete,
 }
 _FRAME_TYPES = {
     Connect: "connect",
@@ -319,6 +339,7 @@ _FRAME_TYPES = {
     MarkNotificationRead: "notification_read",
     Ping: "ping",
     Typing: "typing",
+    DeleteMessage: "message_delete",
 }
 
 
@@ -425,21 +446,27 @@ def message_read_frame(message_id: int, read_by: int, read_at: int) -> str:
     return encode({"type": "message_read", "messageId": message_id, "readBy": read_by, "readAt": iso_time(read_at)})
 
 
+def message_deleted_frame(message_id: int, deleted_at: int) -> str:
+    return encode({"type": "message_deleted", "messageId": message_id, "deletedAt": iso_time(deleted_at)})
+
+
 def history_frame(with_user: int, messages: list[dict[str, Any]]) -> str:
-    """`messages`: oldest first, each `{messageId, from, to, content, createdAt, status}`."""
+    """`messages`: oldest first, each `{messageId, from, to, content, createdAt, status, deleted}`."""
     return encode({"type": "history", "with": with_user, "messages": messages})
 
 
 def history_entry(
-    message_id: int, sender_id: int, recipient_id: int, content: str, created_at: int, status: str
+    message_id: int, sender_id: int, recipient_id: int, content: str, created_at: int, status: str, deleted: bool
 ) -> dict[str, Any]:
+    """A deleted message keeps its place in the conversation with `deleted: true` and `content: ""`."""
     return {
         "messageId": message_id,
         "from": sender_id,
         "to": recipient_id,
-        "content": content,
+        "content": "" if deleted else content,
         "createdAt": iso_time(created_at),
         "status": status,
+        "deleted": deleted,
     }
 
 

@@ -13,6 +13,7 @@ from storage.engine import MysqlEngine, SqliteEngine, StorageUnavailable
 from storage.store import (
     BACKLOG_PAGE,
     ConnectSummary,
+    Deletion,
     Delivery,
     Forbidden,
     Message,
@@ -28,6 +29,7 @@ from storage.store import (
 __all__ = [
     "BACKLOG_PAGE",
     "ConnectSummary",
+    "Deletion",
     "Delivery",
     "Forbidden",
     "Message",

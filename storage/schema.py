@@ -117,6 +117,15 @@ MIGRATIONS: list[tuple[int, dict[str, list[str]]]] = [
             ],
         },
     ),
+    (
+        2,
+        {
+            # a message its sender deleted: content erased to '', status 'deleted' (out of every unread count,
+            # backlog and receipt, which read status), deleted_at the time of the deletion
+            "sqlite": ["ALTER TABLE realtime_messages ADD COLUMN deleted_at BIGINT NULL"],
+            "mysql": ["ALTER TABLE realtime_messages ADD COLUMN IF NOT EXISTS deleted_at BIGINT NULL"],
+        },
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

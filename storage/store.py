@@ -14,7 +14,9 @@ from typing import Any, Iterable, Sequence
 from storage import schema
 from storage.engine import Session, placeholders
 
-MESSAGE_COLUMNS = "id, sender_id, recipient_id, content, client_msg_id, created_at, status"
+MESSAGE_COLUMNS = (
+    "id, sender_id, recipient_id, content, client_msg_id, created_at, status, delivered_at, read_at, deleted_at"
+)
 NOTIFICATION_COLUMNS = "id, user_id, type, actor_id, post_id, comment_id, created_at, text, is_read"
 NEWEST = 2**63 - 1
 BACKLOG_PAGE = 500
@@ -25,6 +27,11 @@ NO_BLOCKS: frozenset[int] = frozenset()
 MAX_ROWS_PER_INSERT = 1000  # keeps one statement well under max_allowed_packet
 UNREAD_STATUSES = ("sent", "delivered")  # short of read: a range each on idx_messages_recipient_status
 UNREAD = "(" + ", ".join(f"'{status}'" for status in UNREAD_STATUSES) + ")"
+# a deleted message's status: neither unread nor undelivered, so no count, backlog or receipt takes it any more
+DELETED = "deleted"
+# a deletion reads and writes one row by primary key: parameters message_id, then deleted_at, message_id
+DELETION_TARGET = "SELECT sender_id, recipient_id, deleted_at FROM realtime_messages WHERE id = %s"
+ERASE_MESSAGE = f"UPDATE realtime_messages SET content = '', status = '{DELETED}', deleted_at = %s WHERE id = %s"
 # one direction of a conversation page, as a member of a UNION ALL: SQLite takes an ORDER BY ... LIMIT member
 # only as a subquery, which MariaDB would materialise (twice as slow there as a parenthesised member)
 UNION_MEMBER = {"sqlite": "SELECT * FROM ({})", "mysql": "({})"}
@@ -55,7 +62,8 @@ class Message:
     content: str
     client_msg_id: str | None
     created_at: int
-    status: str  # sent, delivered or read
+    status: str  # sent, delivered or read (for a deleted message: how far it got before)
+    deleted_at: int | None = None  # set when its sender deleted it; its content is then ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,16 @@ class ReadMark:
     sender_id: int
     reader_id: int
     read_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """A message its sender deleted: who must hear of it, and when it was deleted (the first time)."""
+
+    message_id: int
+    sender_id: int
+    recipient_id: int
+    deleted_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,21 +415,52 @@ class Storage:
             for message_id in ids
         }
 
-    def mark_read(self, reader_id: int, message_id: int, read_at: int) -> ReadMark:
+    def mark_read(self, reader_id: int, message_id: int, read_at: int) -> ReadMark | None:
         """Mark `message_id` and every earlier message from its sender to `reader_id` read.
 
+        Returns None when `message_id` was deleted: the earlier ones are marked all the same, but no receipt may
+        name a deleted message (deleted ones are never marked: their status is no longer unread).
         Raises `NotFound` for an unknown message, `Forbidden` unless `reader_id` is its recipient.
         """
 
-        def work(session: Session) -> ReadMark:
-            rows = session.query("SELECT sender_id, recipient_id FROM realtime_messages WHERE id = %s", (message_id,))
+        def work(session: Session) -> ReadMark | None:
+            rows = session.query(DELETION_TARGET, (message_id,))
             if not rows:
                 raise NotFound(f"message {message_id} does not exist")
-            sender_id, recipient_id = int(rows[0][0]), int(rows[0][1])
-            if recipient_id != reader_id:
+            sender_id, recipient_id, deleted_at = rows[0]
+            if int(recipient_id) != reader_id:
                 raise Forbidden(f"only the recipient may mark message {message_id} read")
             session.execute(mark_read_statement(self.dialect), (read_at, read_at, reader_id, message_id, sender_id))
-            return ReadMark(message_id=message_id, sender_id=sender_id, reader_id=reader_id, read_at=read_at)
+            if deleted_at is not None:
+                return None
+            return ReadMark(message_id=message_id, sender_id=int(sender_id), reader_id=reader_id, read_at=read_at)
+
+        return self.engine.transaction(work, write=True)
+
+    def delete_message(self, sender_id: int, message_id: int, deleted_at: int) -> Deletion:
+        """Erase the content of `sender_id`'s message `message_id` and mark it deleted; the row keeps the rest.
+
+        Deleting again changes nothing and returns the first deletion's time. Both statements go by primary key.
+        Raises `NotFound` for an unknown message, `Forbidden` unless `sender_id` sent it.
+        """
+        # MariaDB: lock the row, so that of two deletions at once the second reads the first one's time
+        lock = " FOR UPDATE" if self.dialect == "mysql" else ""  # SQLite: write transactions run one at a time
+
+        def work(session: Session) -> Deletion:
+            rows = session.query(DELETION_TARGET + lock, (message_id,))
+            if not rows:
+                raise NotFound(f"message {message_id} does not exist")
+            sender, recipient, first_deleted_at = rows[0]
+            if int(sender) != sender_id:
+                raise Forbidden(f"only the sender may delete message {message_id}")
+            if first_deleted_at is None:
+                session.execute(ERASE_MESSAGE, (deleted_at, message_id))
+            return Deletion(
+                message_id=message_id,
+                sender_id=sender_id,
+                recipient_id=int(recipient),
+                deleted_at=deleted_at if first_deleted_at is None else int(first_deleted_at),
+            )
 
         return self.engine.transaction(work, write=True)
 
@@ -632,14 +681,17 @@ def _undelivered(session: Session, dialect: str, user_id: int, after_id: int, li
 
 
 def _message(row: tuple) -> Message:
-    """A `Message` from a row selected as MESSAGE_COLUMNS."""
-    message_id, sender_id, recipient_id, content, client_msg_id, created_at, status = row
+    """A `Message` from a row selected as MESSAGE_COLUMNS; a deleted one's status is read from its times."""
+    message_id, sender, recipient, content, client_msg_id, created_at, status, delivered_at, read_at, deleted = row
+    if status == DELETED:
+        status = "read" if read_at is not None else "delivered" if delivered_at is not None else "sent"
     return Message(
         id=int(message_id),
-        sender_id=int(sender_id),
-        recipient_id=int(recipient_id),
+        sender_id=int(sender),
+        recipient_id=int(recipient),
         content=content,
         client_msg_id=_text(client_msg_id),
         created_at=int(created_at),
         status=status,
+        deleted_at=None if deleted is None else int(deleted),
     )

@@ -177,6 +177,7 @@ def test_history_pages_backwards_oldest_first(server: ServerProcess) -> None:
             "content": "h4",
             "createdAt": page[0]["createdAt"],
             "status": "sent",
+            "deleted": False,
         }
         alice.send({"type": "history", "with": bob_id, "limit": 3, "before": ids[4]})
         assert [m["messageId"] for m in alice.expect("history")["messages"]] == ids[1:4]

@@ -353,3 +353,54 @@ def test_a_read_receipt_marks_exactly_the_senders_earlier_unread_messages(storag
     assert (statuses[from_other.id], statuses[reply.id]) == ("sent", "sent")
     [summary] = storage.connect_summaries([2])
     assert summary.unread_messages == 2  # `later` and the other sender's
+
+
+def test_a_deleted_message_leaves_every_unread_count_backlog_and_receipt(storage: Storage) -> None:
+    storage.add_users([(1, "a"), (2, "b")])
+    gone, read_later, delivered_then_gone = [
+        result.message for result in storage.store_messages([_draft(1, 2, f"m{n}", f"k{n}") for n in range(3)])
+    ]
+    storage.mark_delivered([delivered_then_gone], 1000)
+
+    deletion = storage.delete_message(1, gone.id, 2000)
+    assert (deletion.sender_id, deletion.recipient_id, deletion.deleted_at) == (1, 2, 2000)
+    assert storage.delete_message(1, gone.id, 3000).deleted_at == 2000  # again: nothing changes
+    storage.delete_message(1, delivered_then_gone.id, 2500)
+
+    assert storage.mark_delivered([gone], 4000) == {}
+    assert [m.id for m in storage.undelivered_messages(2)] == [read_later.id]
+    [summary] = storage.connect_summaries([2])
+    assert summary.unread_messages == 1 and [m.id for m in summary.backlog] == [read_later.id]
+    assert storage.mark_read(2, delivered_then_gone.id, 5000) is None  # marks read_later, names no deleted one
+    history = {m.id: (m.content, m.status, m.deleted_at) for m in storage.history(2, 1, None, 50)}
+    assert history == {
+        gone.id: ("", "sent", 2000),
+        read_later.id: ("m1", "read", None),
+        delivered_then_gone.id: ("", "delivered", 2500),
+    }
+    [again] = storage.store_messages([_draft(1, 2, "m0", "k0")])  # a resend finds the erased row
+    assert (again.created, again.message.content, again.message.deleted_at) == (False, "", 2000)
+    with pytest.raises(store.Forbidden):
+        storage.delete_message(2, read_later.id, 6000)
+    with pytest.raises(store.NotFound):
+        storage.delete_message(1, 2**63 - 1, 6000)
+
+
+@pytest.mark.parametrize(
+    "statement, params, mysql_access",
+    [
+        (store.DELETION_TARGET, (LONG_CONVERSATION // 2,), "const"),
+        (store.ERASE_MESSAGE, (1, LONG_CONVERSATION // 2), "range"),  # MariaDB's EXPLAIN UPDATE: a one-key range
+    ],
+    ids=["read", "erase"],
+)
+def test_a_deletion_reads_and_writes_one_row_by_primary_key(
+    storage: Storage, statement: str, params: tuple, mysql_access: str
+) -> None:
+    _long_conversation(storage)
+    plan = _plan(storage, statement, params)
+    if storage.dialect == "sqlite":
+        assert [detail for _, _, _, detail in plan] == ["SEARCH realtime_messages USING INTEGER PRIMARY KEY (rowid=?)"]
+    else:
+        [row] = plan
+        assert (row[3], row[5], int(row[8])) == (mysql_access, "PRIMARY", 1), plan

@@ -191,33 +191,38 @@ test("receipts and notifications become events", async (t) => {
   const socket = await sockets.at(0);
   await connected(client, socket);
   const events = [];
-  for (const name of ["delivered", "read", "notification", "notificationRead"]) {
+  for (const name of ["delivered", "read", "deleted", "notification", "notificationRead"]) {
     client.on(name, (frame) => events.push([name, frame.type]));
   }
   socket.receive({ type: "message_delivered", messageId: 1, clientMsgId: "c", deliveredAt: "" });
   socket.receive({ type: "message_read", messageId: 1, readBy: 2, readAt: "" });
+  socket.receive({ type: "message_deleted", messageId: 1, deletedAt: "" });
   socket.receive({ type: "notification", notificationId: 3, text: "bob liked your post" });
   socket.receive({ type: "notification_read", all: true, readAt: "" });
   socket.receive({ type: "pong" });
   assert.deepEqual(events, [
     ["delivered", "message_delivered"],
     ["read", "message_read"],
+    ["deleted", "message_deleted"],
     ["notification", "notification"],
     ["notificationRead", "notification_read"],
   ]);
 });
 
-test("markRead and markNotificationRead send their frames only while connected", async (t) => {
+test("markRead, deleteMessage and markNotificationRead send their frames only while connected", async (t) => {
   const { client, sockets } = makeClient(t);
   assert.equal(client.markRead(4), false);
+  assert.equal(client.deleteMessage(4), false);
   client.connect();
   const socket = await sockets.at(0);
   await connected(client, socket);
   assert.equal(client.markRead(4), true);
+  assert.equal(client.deleteMessage(4), true);
   assert.equal(client.markNotificationRead(9), true);
   assert.equal(client.markNotificationRead("all"), true);
-  assert.deepEqual(socket.sent.slice(-3), [
+  assert.deepEqual(socket.sent.slice(-4), [
     { type: "message_read", messageId: 4 },
+    { type: "message_delete", messageId: 4 },
     { type: "notification_read", notificationId: 9 },
     { type: "notification_read", all: true },
   ]);

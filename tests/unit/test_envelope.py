@@ -28,7 +28,7 @@ NOTIFICATION = Notification(
 
 MESSAGE_FIELDS = {
     "id": 41, "sender_id": 10_001, "recipient_id": 10_002, "content": UNICODE, "client_msg_id": "c-1",
-    "created_at": 1_795_000_000_123, "status": "sent",
+    "created_at": 1_795_000_000_123, "status": "sent", "deleted_at": None,
 }
 
 

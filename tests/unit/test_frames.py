@@ -17,6 +17,7 @@ from protocol.frames import (
     MAX_ID,
     MAX_REF_TYPE_CHARS,
     Connect,
+    DeleteMessage,
     ErrorCode,
     FetchHistory,
     FetchNotifications,
@@ -33,6 +34,7 @@ from protocol.frames import (
     history_entry,
     history_frame,
     iso_time,
+    message_deleted_frame,
     message_delivered_frame,
     message_frame,
     message_read_frame,
@@ -121,6 +123,10 @@ class TestValidFrames:
 
     def test_message_read(self):
         assert parse({"type": "message_read", "messageId": 9}) == MarkRead(message_id=9)
+
+    def test_message_delete(self):
+        assert parse({"type": "message_delete", "messageId": 9}) == DeleteMessage(message_id=9)
+        assert parse({"type": "message_delete", "messageId": MAX_ID}) == DeleteMessage(MAX_ID)
 
     def test_history_defaults(self):
         assert parse({"type": "history", "with": 3}) == FetchHistory(with_user=3, before=None, limit=50)
@@ -242,6 +248,7 @@ class TestMalformedFrames:
         [
             ({"type": "message", "to": 2, "content": "x", "clientMsgId": "cm"}, "to"),
             ({"type": "message_read", "messageId": 1}, "messageId"),
+            ({"type": "message_delete", "messageId": 1}, "messageId"),
             ({"type": "history", "with": 2}, "with"),
             ({"type": "notification_read", "notificationId": 1}, "notificationId"),
             ({"type": "typing", "to": 2}, "to"),
@@ -409,6 +416,7 @@ class TestRefs:
             {"type": "notification_read", "all": True},
             {"type": "ping"},
             {"type": "typing", "to": 2},
+            {"type": "message_delete", "messageId": 1},
         ],
         ids=lambda frame: frame["type"],
     )
@@ -511,13 +519,21 @@ class TestBuilders:
         assert frame == {"type": "message_read", "messageId": 10, "readBy": 6, "readAt": T_ISO}
 
     def test_history(self):
-        entries = [history_entry(1, 5, 6, "a", T, "read"), history_entry(2, 6, 5, "b", T + 1, "sent")]
+        entries = [history_entry(1, 5, 6, "a", T, "read", False), history_entry(2, 6, 5, "b", T + 1, "sent", False)]
         frame = decoded(history_frame(6, entries))
         assert frame == {
             "type": "history",
             "with": 6,
             "messages": [
-                {"messageId": 1, "from": 5, "to": 6, "content": "a", "createdAt": T_ISO, "status": "read"},
+                {
+                    "messageId": 1,
+                    "from": 5,
+                    "to": 6,
+                    "content": "a",
+                    "createdAt": T_ISO,
+                    "status": "read",
+                    "deleted": False,
+                },
                 {
                     "messageId": 2,
                     "from": 6,
@@ -525,9 +541,18 @@ class TestBuilders:
                     "content": "b",
                     "createdAt": "2026-11-26T06:05:25.124Z",
                     "status": "sent",
+                    "deleted": False,
                 },
             ],
         }
+
+    def test_a_deleted_message_in_history_shows_no_content_whatever_it_is_given(self):
+        entry = history_entry(3, 5, 6, "was there", T, "delivered", True)
+        assert entry["deleted"] is True and entry["content"] == ""
+
+    def test_message_deleted(self):
+        frame = decoded(message_deleted_frame(10, T))
+        assert frame == {"type": "message_deleted", "messageId": 10, "deletedAt": T_ISO}
 
     def test_empty_history(self):
         assert decoded(history_frame(6, [])) == {"type": "history", "with": 6, "messages": []}
@@ -599,7 +624,8 @@ class TestBuilders:
             message_frame(1, 1, 2, "x", T, "c"),
             message_delivered_frame(1, "c", T),
             message_read_frame(1, 2, T),
-            history_frame(2, [history_entry(1, 1, 2, "x", T, "delivered")]),
+            history_frame(2, [history_entry(1, 1, 2, "x", T, "delivered", False)]),
+            message_deleted_frame(1, T),
             notifications_frame([notification_entry(1, "post", 1, 2, None, T, "x", False)]),
             notification_read_frame(1, T),
             notification_read_frame(None, T),

@@ -199,6 +199,7 @@
    *   connected (frame)      the `connected` frame: userId, unreadMessages, unreadNotifications
    *   message (frame)        a chat message, each messageId once
    *   sent, delivered, read  the receipts `message_sent`, `message_delivered`, `message_read`
+   *   deleted (frame)        `message_deleted`: messageId, deletedAt (a message either side sent is gone)
    *   notification (frame), notificationRead (frame), notifications (list)
    *   failed ({clientMsgId, to, content, error})  the server refused a message for good
    *   error (frame)          every `error` frame
@@ -289,6 +290,11 @@
     /** Tell user `to` this user is typing (or stopped, with false); never queued. False when not connected. */
     typing(to, typing = true) {
       return this._sendIfConnected({ type: "typing", to, typing });
+    }
+
+    /** Delete one of this user's own messages, for both sides. False when not connected. */
+    deleteMessage(messageId) {
+      return this._sendIfConnected({ type: "message_delete", messageId });
     }
 
     /** Mark one notification read, or all of them with "all". False when not connected. */
@@ -410,6 +416,9 @@
           break;
         case "message_read":
           this.emit("read", frame);
+          break;
+        case "message_deleted":
+          this.emit("deleted", frame);
           break;
         case "notification":
           this.emit("notification", frame);
