@@ -55,7 +55,9 @@ SUBSCRIBE_TIMEOUT = 2.0  # how long a connecting user waits for this node's subs
 TOO_MANY_FRAMES = "too many frames, slow down"
 # frames whose only effect is an answer on the socket that sent them; the others change state and are handled
 # even when their socket is closing (the peer may have sent them just before its close frame)
-ANSWER_ONLY = frozenset({frames.FetchHistory, frames.FetchNotifications, frames.Ping, frames.Connect})
+ANSWER_ONLY = frozenset(
+    {frames.FetchHistory, frames.FetchConversations, frames.FetchNotifications, frames.Ping, frames.Connect}
+)
 TOO_MANY_MESSAGES = "too many messages or too much content, slow down"
 TYPING_INTERVAL = 2.0  # seconds: at most one `typing: true` forwarded per sender and recipient in this time
 TYPING_TRACKED_MAX = 1000  # recipients remembered per user before those outside the interval are forgotten
@@ -101,6 +103,7 @@ class UserActor(GeventActor):
             frames.SendMessage: self._send_message,
             frames.MarkRead: self._mark_read,
             frames.FetchHistory: self._history,
+            frames.FetchConversations: self._conversations,
             frames.FetchNotifications: self._notifications,
             frames.MarkNotificationRead: self._mark_notification_read,
             frames.Ping: self._ping,
@@ -295,13 +298,22 @@ class UserActor(GeventActor):
         # messages this user has already received must not show as merely sent
         self._context.delivery_writer.wait_committed(self.user_id, PENDING_DELIVERIES_TIMEOUT)
         messages = self._context.storage.history(self.user_id, command.with_user, command.before, command.limit)
-        entries = [
-            frames.history_entry(
-                m.id, m.sender_id, m.recipient_id, m.content, m.created_at, m.status, m.deleted_at is not None
-            )
-            for m in messages
-        ]
+        entries = [_history_entry(m) for m in messages]
         transport.write(frames.history_frame(command.with_user, entries))
+
+    def _conversations(self, transport: Transport, command: frames.FetchConversations) -> None:
+        # like history: messages this user has already received must not show as merely sent
+        self._context.delivery_writer.wait_committed(self.user_id, PENDING_DELIVERIES_TIMEOUT)
+        page = self._context.storage.conversations(self.user_id, command.before, command.limit)
+        entries = [
+            {
+                "with": c.peer_id,
+                "lastMessage": _history_entry(c.last_message),
+                "unread": c.unread,
+            }
+            for c in page
+        ]
+        transport.write(frames.conversations_frame(entries))
 
     def _delete_message(self, transport: Transport, command: frames.DeleteMessage) -> None:
         """Erase one of this user's messages and tell every socket of both sides; deleting again tells them again,
@@ -429,6 +441,12 @@ class UserActor(GeventActor):
     def _delivery_marker(self, message: Message) -> Callable[[], None]:
         """A callback for the first socket write of a message: it then counts as delivered."""
         return _once(partial(self._context.mark_delivered, message, self.user_id))
+
+
+def _history_entry(m: Message) -> dict[str, Any]:
+    return frames.history_entry(
+        m.id, m.sender_id, m.recipient_id, m.content, m.created_at, m.status, m.deleted_at is not None
+    )
 
 
 def _message_frame(message: Message) -> str:

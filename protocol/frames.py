@@ -19,6 +19,8 @@ import orjson
 
 MAX_ID = 2**63 - 1
 MAX_CLIENT_MSG_ID_CHARS = 64
+CONVERSATIONS_PAGE = 20  # inbox entries per `conversations` page unless the client asks for fewer or more
+CONVERSATIONS_PAGE_MAX = 100
 MAX_REF_TYPE_CHARS = 64  # an unknown `type` is echoed in `ref` cut to this; every real type is far shorter
 
 
@@ -112,6 +114,12 @@ class FetchNotifications:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchConversations:
+    before: int | None  # the messageId of the oldest lastMessage of the previous page
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class MarkNotificationRead:
     notification_id: int | None  # None means all
 
@@ -138,6 +146,7 @@ Command = (
     | MarkRead
     | FetchHistory
     | FetchNotifications
+    | FetchConversations
     | MarkNotificationRead
     | Ping
     | Typing
@@ -296,6 +305,17 @@ def _parse_notifications(data: dict[str, Any], limits: Limits) -> FetchNotificat
     )
 
 
+def _parse_conversations(data: dict[str, Any], limits: Limits) -> FetchConversations:
+    """Unlike history's, a limit over the maximum is refused, as the contract bounds it."""
+    limit = data.get("limit")
+    if type(limit) is int and limit > CONVERSATIONS_PAGE_MAX:
+        raise FrameError(ErrorCode.BAD_REQUEST, f"'limit' must be at most {CONVERSATIONS_PAGE_MAX}")
+    return FetchConversations(
+        before=_id(data, "before", required=False),
+        limit=_page_size(data, CONVERSATIONS_PAGE, CONVERSATIONS_PAGE_MAX),
+    )
+
+
 def _parse_notification_read(data: dict[str, Any], limits: Limits) -> MarkNotificationRead:
     if data.get("all") is True and data.get("notificationId") is None:
         return MarkNotificationRead(notification_id=None)
@@ -326,6 +346,7 @@ _PARSERS = {
     "history": _parse_history,
     "notifications": _parse_notifications,
     "notification_read": _parse_notification_read,
+    "conversations": _parse_conversations,
     "ping": _parse_ping,
     "typing": _parse_typing,
     "message_delete": _parse_message_delete,
@@ -337,6 +358,7 @@ _FRAME_TYPES = {
     FetchHistory: "history",
     FetchNotifications: "notifications",
     MarkNotificationRead: "notification_read",
+    FetchConversations: "conversations",
     Ping: "ping",
     Typing: "typing",
     DeleteMessage: "message_delete",
@@ -468,6 +490,12 @@ def history_entry(
         "status": status,
         "deleted": deleted,
     }
+
+
+def conversations_frame(conversations: list[dict[str, Any]]) -> str:
+    """`conversations`: latest activity first, each `{with, lastMessage, unread}`, lastMessage built by
+    `history_entry`."""
+    return encode({"type": "conversations", "conversations": conversations})
 
 
 def notification_entry(

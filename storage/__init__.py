@@ -13,6 +13,7 @@ from storage.engine import MysqlEngine, SqliteEngine, StorageUnavailable
 from storage.store import (
     BACKLOG_PAGE,
     ConnectSummary,
+    Conversation,
     Deletion,
     Delivery,
     Forbidden,
@@ -29,6 +30,7 @@ from storage.store import (
 __all__ = [
     "BACKLOG_PAGE",
     "ConnectSummary",
+    "Conversation",
     "Deletion",
     "Delivery",
     "Forbidden",

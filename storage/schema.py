@@ -46,6 +46,18 @@ VERSION_TABLE = {
     " (version INT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)",
 }
 
+# every conversation's summary from the messages: both sides of each pair, a self-conversation once; unread counts
+# what its recipient has not read (a deleted message's status is 'deleted': not counted)
+CONVERSATIONS_BACKFILL = (
+    "INSERT INTO realtime_conversations (user_id, peer_id, last_message_id, unread)"
+    " SELECT user_id, peer_id, MAX(id), SUM(unread) FROM ("
+    "SELECT recipient_id AS user_id, sender_id AS peer_id, id,"
+    " CASE WHEN status IN ('sent', 'delivered') THEN 1 ELSE 0 END AS unread FROM realtime_messages"
+    " UNION ALL"
+    " SELECT sender_id, recipient_id, id, 0 FROM realtime_messages WHERE sender_id <> recipient_id"
+    ") AS sides GROUP BY user_id, peer_id"
+)
+
 # version -> dialect -> statements. Never edit a released migration; add the next one.
 # Statements are idempotent (IF NOT EXISTS) because MySQL DDL cannot be rolled back.
 MIGRATIONS: list[tuple[int, dict[str, list[str]]]] = [
@@ -124,6 +136,37 @@ MIGRATIONS: list[tuple[int, dict[str, list[str]]]] = [
             # backlog and receipt, which read status), deleted_at the time of the deletion
             "sqlite": ["ALTER TABLE realtime_messages ADD COLUMN deleted_at BIGINT NULL"],
             "mysql": ["ALTER TABLE realtime_messages ADD COLUMN IF NOT EXISTS deleted_at BIGINT NULL"],
+        },
+    ),
+    (
+        3,
+        {
+            # the inbox: per user and peer, the last message between them and what the user has not read of it;
+            # kept by the statements that store, read and delete messages (storage.store), filled here once
+            "sqlite": [
+                "CREATE TABLE IF NOT EXISTS realtime_conversations ("
+                " user_id BIGINT NOT NULL,"
+                " peer_id BIGINT NOT NULL,"
+                " last_message_id BIGINT NOT NULL,"
+                " unread INTEGER NOT NULL DEFAULT 0,"
+                " PRIMARY KEY (user_id, peer_id))",
+                "CREATE INDEX IF NOT EXISTS idx_conversations_recent"
+                " ON realtime_conversations (user_id, last_message_id)",
+                "DELETE FROM realtime_conversations",
+                CONVERSATIONS_BACKFILL,
+            ],
+            "mysql": [
+                "CREATE TABLE IF NOT EXISTS realtime_conversations ("
+                " user_id BIGINT NOT NULL,"
+                " peer_id BIGINT NOT NULL,"
+                " last_message_id BIGINT NOT NULL,"
+                " unread INT NOT NULL DEFAULT 0,"
+                " PRIMARY KEY (user_id, peer_id),"
+                " KEY idx_conversations_recent (user_id, last_message_id)"
+                ") ENGINE=InnoDB",
+                "DELETE FROM realtime_conversations",  # DDL commits: a start that failed half way fills it afresh
+                CONVERSATIONS_BACKFILL,
+            ],
         },
     ),
 ]

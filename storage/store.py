@@ -30,11 +30,24 @@ UNREAD = "(" + ", ".join(f"'{status}'" for status in UNREAD_STATUSES) + ")"
 # a deleted message's status: neither unread nor undelivered, so no count, backlog or receipt takes it any more
 DELETED = "deleted"
 # a deletion reads and writes one row by primary key: parameters message_id, then deleted_at, message_id
-DELETION_TARGET = "SELECT sender_id, recipient_id, deleted_at FROM realtime_messages WHERE id = %s"
+DELETION_TARGET = "SELECT sender_id, recipient_id, deleted_at, status FROM realtime_messages WHERE id = %s"
 ERASE_MESSAGE = f"UPDATE realtime_messages SET content = '', status = '{DELETED}', deleted_at = %s WHERE id = %s"
 # one direction of a conversation page, as a member of a UNION ALL: SQLite takes an ORDER BY ... LIMIT member
 # only as a subquery, which MariaDB would materialise (twice as slow there as a parenthesised member)
 UNION_MEMBER = {"sqlite": "SELECT * FROM ({})", "mysql": "({})"}
+# a batch's changes to the inbox summaries, one row per (user_id, peer_id, last_message_id, unread to add); rows
+# are sorted by key, so two MariaDB write lanes lock the rows they share in the same order
+SUMMARY_UPSERT = {
+    "sqlite": "INSERT INTO realtime_conversations (user_id, peer_id, last_message_id, unread) VALUES {}"
+    " ON CONFLICT (user_id, peer_id) DO UPDATE SET last_message_id = MAX(last_message_id, excluded.last_message_id),"
+    " unread = unread + excluded.unread",
+    "mysql": "INSERT INTO realtime_conversations (user_id, peer_id, last_message_id, unread) VALUES {}"
+    " ON DUPLICATE KEY UPDATE last_message_id = GREATEST(last_message_id, VALUES(last_message_id)),"
+    " unread = unread + VALUES(unread)",
+}
+# messages the reader has just read or that were deleted unread leave its unread count for the sender:
+# parameters count, user_id, peer_id
+UNREAD_LOWERED = "UPDATE realtime_conversations SET unread = unread - %s WHERE user_id = %s AND peer_id = %s"
 
 
 class NotFound(Exception):
@@ -64,6 +77,15 @@ class Message:
     created_at: int
     status: str  # sent, delivered or read (for a deleted message: how far it got before)
     deleted_at: int | None = None  # set when its sender deleted it; its content is then ""
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One inbox entry: the peer, the last message exchanged with it, and how many of its messages are unread."""
+
+    peer_id: int
+    last_message: Message
+    unread: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,12 +242,8 @@ class Storage:
         same batch, returns that message with `created=False` and stores nothing.
         Ids increase in batch order.
         """
-        # the lookups need no transaction: a sender's batches run one at a time (see storage.batching)
-        return self.engine.transaction(
-            lambda session: self._store_messages(session, drafts),
-            write=True,
-            single_statement=self.engine.supports_returning and len(drafts) <= MAX_ROWS_PER_INSERT,
-        )
+        # one transaction: the messages and their inbox summaries are committed together
+        return self.engine.transaction(lambda session: self._store_messages(session, drafts), write=True)
 
     def _store_messages(self, session: Session, drafts: Sequence[MessageDraft]) -> list[StoreResult]:
         recipients = {draft.recipient_id for draft in drafts}
@@ -256,6 +274,7 @@ class Storage:
                 fresh.append(index)
 
         ids = self._insert_messages(session, [drafts[index] for index in fresh])
+        self._update_summaries(session, [(drafts[index], message_id) for index, message_id in zip(fresh, ids)])
         for index, message_id in zip(fresh, ids):
             draft = drafts[index]
             message = Message(
@@ -271,6 +290,24 @@ class Storage:
         for index, earlier in repeats:
             results[index] = StoreResult(message=results[earlier].message, created=False)
         return results  # type: ignore[return-value]
+
+    def _update_summaries(self, session: Session, stored: list[tuple[MessageDraft, int]]) -> None:
+        """Move both sides' inbox summaries of each pair in the batch to its last message, and add the new
+        messages to their recipients' unread counts: one upsert per MAX_ROWS_PER_INSERT pairs, not one per
+        message (a talk to oneself is one summary, whose unread counts the messages, as connecting does)."""
+        changes: dict[tuple[int, int], tuple[int, int]] = {}  # (user_id, peer_id) -> (last message id, unread added)
+        for draft, message_id in stored:
+            sides = [(draft.recipient_id, draft.sender_id, 1)]
+            if draft.sender_id != draft.recipient_id:
+                sides.append((draft.sender_id, draft.recipient_id, 0))
+            for user_id, peer_id, unread in sides:
+                last, added = changes.get((user_id, peer_id), (0, 0))
+                changes[(user_id, peer_id)] = (max(last, message_id), added + unread)
+        rows = [(*key, *changes[key]) for key in sorted(changes)]
+        for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
+            chunk = rows[start : start + MAX_ROWS_PER_INSERT]
+            marks = ", ".join([f"({placeholders(4)})"] * len(chunk))
+            session.execute(SUMMARY_UPSERT[self.dialect].format(marks), [value for row in chunk for value in row])
 
     def _existing_users(self, session: Session, user_ids: set[int]) -> set[int]:
         """Which of `user_ids` are in `users`.
@@ -427,10 +464,14 @@ class Storage:
             rows = session.query(DELETION_TARGET, (message_id,))
             if not rows:
                 raise NotFound(f"message {message_id} does not exist")
-            sender_id, recipient_id, deleted_at = rows[0]
+            sender_id, recipient_id, deleted_at, _ = rows[0]
             if int(recipient_id) != reader_id:
                 raise Forbidden(f"only the recipient may mark message {message_id} read")
-            session.execute(mark_read_statement(self.dialect), (read_at, read_at, reader_id, message_id, sender_id))
+            marked = session.execute(
+                mark_read_statement(self.dialect), (read_at, read_at, reader_id, message_id, sender_id)
+            )
+            if marked:
+                session.execute(UNREAD_LOWERED, (marked, reader_id, sender_id))
             if deleted_at is not None:
                 return None
             return ReadMark(message_id=message_id, sender_id=int(sender_id), reader_id=reader_id, read_at=read_at)
@@ -450,11 +491,13 @@ class Storage:
             rows = session.query(DELETION_TARGET + lock, (message_id,))
             if not rows:
                 raise NotFound(f"message {message_id} does not exist")
-            sender, recipient, first_deleted_at = rows[0]
+            sender, recipient, first_deleted_at, status = rows[0]
             if int(sender) != sender_id:
                 raise Forbidden(f"only the sender may delete message {message_id}")
             if first_deleted_at is None:
                 session.execute(ERASE_MESSAGE, (deleted_at, message_id))
+                if status in UNREAD_STATUSES:  # its recipient will never read it now
+                    session.execute(UNREAD_LOWERED, (1, recipient, sender_id))
             return Deletion(
                 message_id=message_id,
                 sender_id=sender_id,
@@ -473,6 +516,13 @@ class Storage:
         sql, params = conversation_page_query(self.dialect, user_id, other_id, before, limit)
         rows = self.engine.transaction(lambda session: session.query(sql, params))
         return [_message(row) for row in reversed(rows)]
+
+    def conversations(self, user_id: int, before: int | None, limit: int) -> list[Conversation]:
+        """The user's inbox page: `limit` conversations whose last message is older than `before`, latest first."""
+        rows = self.engine.transaction(
+            lambda session: session.query(conversations_page_query(self.dialect), (user_id, before or NEWEST, limit))
+        )
+        return [Conversation(peer_id=int(row[0]), unread=int(row[1]), last_message=_message(row[2:])) for row in rows]
 
     def connect_summaries(self, user_ids: Sequence[int]) -> list[ConnectSummary | None]:
         """Unread counts and the first backlog page of each connecting user, in order; None for an unknown user.
@@ -658,6 +708,21 @@ def conversation_page_query(
     before_id = before or NEWEST
     params = [value for sender, recipient in directions for value in (sender, recipient, before_id, limit)]
     return " UNION ALL ".join([member] * len(directions)) + " ORDER BY id DESC LIMIT %s", (*params, limit)
+
+
+def conversations_page_query(dialect: str) -> str:
+    """An inbox page, latest activity first: parameters user_id, before, limit.
+
+    A range of idx_conversations_recent (user_id, last_message_id) read backwards from `before` and stopped
+    after a page, each last message joined by primary key: a page's work is its size, however many conversations
+    the user has and however long they are. Plans: tests/integration/test_storage.py.
+    """
+    return (
+        f"SELECT peer_id, unread, {MESSAGE_COLUMNS}"
+        f" FROM {by_index(dialect, 'realtime_conversations', 'idx_conversations_recent')}"
+        " JOIN realtime_messages ON realtime_messages.id = last_message_id"
+        " WHERE user_id = %s AND last_message_id < %s ORDER BY last_message_id DESC LIMIT %s"
+    )
 
 
 def undelivered_query(dialect: str) -> str:

@@ -11,7 +11,7 @@ import gevent
 import pytest
 
 from settings import load_settings
-from storage import MessageDraft, NotificationDraft, Storage, open_storage, store
+from storage import MessageDraft, NotificationDraft, Storage, open_storage, schema, store
 from storage.schema import LATEST_VERSION
 from tests.helpers.server import SECRET
 
@@ -404,3 +404,113 @@ def test_a_deletion_reads_and_writes_one_row_by_primary_key(
     else:
         [row] = plan
         assert (row[3], row[5], int(row[8])) == (mysql_access, "PRIMARY", 1), plan
+
+
+def _summaries(storage: Storage) -> list[tuple[int, int, int, int]]:
+    """Every (user_id, peer_id, last_message_id, unread) of the inbox summary table."""
+    rows = storage.engine.transaction(
+        lambda session: session.query(
+            "SELECT user_id, peer_id, last_message_id, unread FROM realtime_conversations ORDER BY user_id, peer_id"
+        )
+    )
+    return [tuple(int(value) for value in row) for row in rows]
+
+
+def _inbox(storage: Storage, user_id: int) -> list[tuple[int, int, int]]:
+    return [(c.peer_id, c.last_message.id, c.unread) for c in storage.conversations(user_id, None, 100)]
+
+
+def test_inbox_summaries_follow_batches_reads_and_deletions(storage: Storage) -> None:
+    storage.add_users([(1, "a"), (2, "b"), (3, "c")])
+    one, two, self_one, three, reply, self_two = [
+        r.message
+        for r in storage.store_messages(
+            [
+                _draft(1, 2, "one"),
+                _draft(1, 2, "two"),
+                _draft(1, 1, "me"),
+                _draft(1, 2, "three"),
+                _draft(2, 1, "reply"),
+                _draft(1, 1, "me again"),
+            ]
+        )
+    ]
+    [to_three] = [r.message for r in storage.store_messages([_draft(3, 2, "hi b")])]
+    assert _summaries(storage) == [
+        (1, 1, self_two.id, 2),  # a talk to oneself: one summary, unread like the connect count
+        (1, 2, reply.id, 1),
+        (2, 1, reply.id, 3),
+        (2, 3, to_three.id, 1),
+        (3, 2, to_three.id, 0),
+    ]
+    assert _inbox(storage, 2) == [(3, to_three.id, 1), (1, reply.id, 3)]
+    assert _inbox(storage, 1) == [(1, self_two.id, 2), (2, reply.id, 1)]
+
+    storage.mark_read(2, two.id, 1000)  # one and two
+    storage.mark_read(2, two.id, 1001)  # again: nothing more to lower
+    assert _inbox(storage, 2) == [(3, to_three.id, 1), (1, reply.id, 1)]
+    storage.delete_message(1, three.id, 2000)  # unread: leaves the count
+    storage.delete_message(1, one.id, 2000)  # read already: the count stays
+    storage.delete_message(1, self_one.id, 2000)
+    storage.delete_message(1, self_one.id, 2001)  # again: counted once
+    assert _inbox(storage, 2) == [(3, to_three.id, 1), (1, reply.id, 0)]
+    assert _inbox(storage, 1) == [(1, self_two.id, 1), (2, reply.id, 1)]
+
+    storage.delete_message(2, reply.id, 3000)  # the last message deleted: still the conversation's last
+    [entry] = [c for c in storage.conversations(1, None, 10) if c.peer_id == 2]
+    assert (entry.last_message.content, entry.last_message.deleted_at, entry.last_message.status) == ("", 3000, "sent")
+    assert entry.unread == 0
+    assert storage.conversations(3, None, 10)[0].last_message.content == "hi b"
+    assert [c.peer_id for c in storage.conversations(2, to_three.id, 10)] == [1]  # paged by the last message
+    assert storage.conversations(99, None, 10) == []
+
+
+def test_the_migration_fills_the_same_summaries_the_service_keeps(storage: Storage) -> None:
+    """An existing deployment upgrading: the summaries filled from its messages are those the service would
+    have kept while storing, reading and deleting them."""
+    storage.add_users([(1, "a"), (2, "b"), (3, "c")])
+    pairs = [(1, 2), (2, 1), (1, 1), (3, 1), (1, 2), (2, 3), (3, 1), (2, 1), (1, 1)]
+    messages = [r.message for r in storage.store_messages([_draft(s, r, f"m{n}") for n, (s, r) in enumerate(pairs)])]
+    storage.mark_read(2, messages[0].id, 1000)
+    storage.mark_read(1, messages[6].id, 1000)
+    storage.mark_delivered([messages[7]], 1000)
+    for deleted in (messages[4], messages[8], messages[5]):
+        storage.delete_message(deleted.sender_id, deleted.id, 2000)
+    kept = _summaries(storage)
+
+    def refill(session) -> None:
+        session.execute("DELETE FROM realtime_conversations")
+        session.execute(schema.CONVERSATIONS_BACKFILL)
+
+    storage.engine.transaction(refill, write=True)
+    assert _summaries(storage) == kept
+
+
+def test_an_inbox_page_reads_one_index_range_and_joins_each_last_message_by_primary_key(storage: Storage) -> None:
+    """However many conversations the user has and however long they are: a page's work is the page."""
+    storage.add_users([(1, "a")])
+    rows = [(1, peer, f"m{n}", "sent") for n, peer in enumerate(list(range(2, 1002)) * 3)]
+    _insert_conversation(storage, rows)
+    storage.engine.transaction(lambda session: session.execute(schema.CONVERSATIONS_BACKFILL), write=True)
+    if storage.dialect == "mysql":
+        storage.engine.transaction(lambda session: session.query("ANALYZE TABLE realtime_conversations"))
+    params = (1, 2500, 20)
+    plan = _plan(storage, store.conversations_page_query(storage.dialect), params)
+    if storage.dialect == "sqlite":
+        assert [detail for _, _, _, detail in plan] == [
+            "SEARCH realtime_conversations USING INDEX idx_conversations_recent (user_id=? AND last_message_id<?)",
+            "SEARCH realtime_messages USING INTEGER PRIMARY KEY (rowid=?)",
+        ], plan
+    else:
+        summary, message = plan
+        assert (summary[2], summary[3], summary[5], summary[6]) == (
+            "realtime_conversations",
+            "range",
+            "idx_conversations_recent",
+            "16",
+        ), plan
+        assert "filesort" not in (summary[9] or "") and "temporary" not in (summary[9] or ""), plan
+        assert (message[2], message[3], message[5]) == ("realtime_messages", "eq_ref", "PRIMARY"), plan
+        assert _mysql_index_reads(storage, store.conversations_page_query(storage.dialect), params) <= 2 * 21
+    page = storage.conversations(*params)
+    assert [c.last_message.id for c in page] == list(range(2499, 2479, -1))
