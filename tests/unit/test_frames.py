@@ -19,6 +19,7 @@ from protocol.frames import (
     Connect,
     DeleteMessage,
     ErrorCode,
+    FetchConversations,
     FetchHistory,
     FetchNotifications,
     FrameError,
@@ -30,6 +31,7 @@ from protocol.frames import (
     Typing,
     command_ref,
     connected_frame,
+    conversations_frame,
     error_frame,
     history_entry,
     history_frame,
@@ -64,7 +66,17 @@ def test_error_codes_are_the_contracts():
     assert codes == CONTRACT_CODES
 
 
-CLIENT_TYPES = ["connect", "message", "message_read", "history", "notifications", "notification_read", "ping", "typing"]
+CLIENT_TYPES = [
+    "connect",
+    "message",
+    "message_read",
+    "history",
+    "notifications",
+    "notification_read",
+    "ping",
+    "typing",
+    "conversations",
+]
 
 
 DEFAULT_LIMITS = Limits()
@@ -162,6 +174,23 @@ class TestValidFrames:
         limits = Limits(max_content_chars=3)
         assert parse({"type": "message", "to": 1, "content": "abc"}, limits).content == "abc"
         assert refused({"type": "message", "to": 1, "content": "abcd"}, limits).code == "too_large"
+
+    def test_conversations_defaults(self):
+        assert parse({"type": "conversations"}) == FetchConversations(before=None, limit=20)
+        assert parse({"type": "conversations", "before": None, "limit": None}) == FetchConversations(None, 20)
+
+    @pytest.mark.parametrize("limit", [1, 37, 100])
+    def test_conversations_with_before_and_limit(self, limit):
+        assert parse({"type": "conversations", "before": 41, "limit": limit}) == FetchConversations(41, limit)
+
+    @pytest.mark.parametrize("limit", [101, 10**6, MAX_ID, 0, -1, "10", 2.5, True])
+    def test_conversations_limit_over_100_or_not_a_positive_integer_is_refused(self, limit):
+        error = refused({"type": "conversations", "limit": limit})
+        assert (error.code, error.ref) == ("bad_request", {"type": "conversations"})
+
+    @pytest.mark.parametrize("before", [0, -3, "7", 1.5, False, MAX_ID + 1])
+    def test_conversations_before_must_be_a_message_id(self, before):
+        assert refused({"type": "conversations", "before": before}).code == "bad_request"
 
     def test_notification_read_all(self):
         assert parse({"type": "notification_read", "all": True}) == MarkNotificationRead(notification_id=None)
@@ -557,6 +586,28 @@ class TestBuilders:
     def test_empty_history(self):
         assert decoded(history_frame(6, [])) == {"type": "history", "with": 6, "messages": []}
 
+    def test_conversations(self):
+        entry = {"with": 6, "lastMessage": history_entry(3, 5, 6, "gone", T, "delivered", True), "unread": 2}
+        assert decoded(conversations_frame([entry])) == {
+            "type": "conversations",
+            "conversations": [
+                {
+                    "with": 6,
+                    "lastMessage": {
+                        "messageId": 3,
+                        "from": 5,
+                        "to": 6,
+                        "content": "",
+                        "createdAt": T_ISO,
+                        "status": "delivered",
+                        "deleted": True,
+                    },
+                    "unread": 2,
+                }
+            ],
+        }
+        assert decoded(conversations_frame([])) == {"type": "conversations", "conversations": []}
+
     def test_notifications(self):
         entries = [
             notification_entry(8, "comment", 3, 40, 77, T, "someone commented", False),
@@ -663,7 +714,17 @@ def _assert_parses_or_refuses(text: str) -> None:
     else:
         assert isinstance(
             command,
-            (Connect, SendMessage, MarkRead, FetchHistory, FetchNotifications, MarkNotificationRead, Ping, Typing),
+            (
+                Connect,
+                SendMessage,
+                MarkRead,
+                FetchHistory,
+                FetchNotifications,
+                FetchConversations,
+                MarkNotificationRead,
+                Ping,
+                Typing,
+            ),
         )
 
 
@@ -764,6 +825,7 @@ SERVER_FRAMES = {
     "message_delivered": lambda: frames_module.message_delivered_frame(1, None, 0),
     "message_read": lambda: frames_module.message_read_frame(1, 2, 0),
     "history": lambda: frames_module.history_frame(2, []),
+    "conversations": lambda: frames_module.conversations_frame([]),
     "notification": lambda: frames_module.notification_frame(1, "like", 2, 3, None, 0, "x", [2, 4]),
     "notifications": lambda: frames_module.notifications_frame([]),
     "notification_read": lambda: frames_module.notification_read_frame(None, 0),
