@@ -128,11 +128,15 @@ test("requests are answered in order per type and rejected when the socket drops
   const bob = client.history(2, { limit: 5 });
   const carol = client.history(3, { before: 99 });
   const list = client.notifications({ limit: 3 });
-  assert.deepEqual(socket.sent.slice(-3), [
+  const inbox = client.conversations({ before: 40, limit: 2 });
+  assert.deepEqual(socket.sent.slice(-4), [
     { type: "history", with: 2, limit: 5 },
     { type: "history", with: 3, before: 99 },
     { type: "notifications", limit: 3 },
+    { type: "conversations", before: 40, limit: 2 },
   ]);
+  socket.receive({ type: "conversations", conversations: [{ with: 2, unread: 1 }] });
+  assert.deepEqual(await inbox, [{ with: 2, unread: 1 }]);
   socket.receive({ type: "notifications", notifications: [{ notificationId: 7 }] });
   socket.receive({ type: "history", with: 2, messages: [{ messageId: 1 }] });
   assert.deepEqual(await bob, [{ messageId: 1 }]);

@@ -235,7 +235,7 @@
       this._connectTimer = null;
       this._heartbeatTimer = null;
       this._heardSincePing = false;
-      this._waiting = { history: [], notifications: [] }; // answers come in request order, per type
+      this._waiting = { history: [], notifications: [], conversations: [] }; // answers come in request order, per type
       this._seenMessages = new RecentIds(SEEN_MESSAGES_KEPT);
     }
 
@@ -306,6 +306,14 @@
     /** A page of the conversation with `withUser`, oldest first (Promise of the `messages` list). */
     history(withUser, { before, limit } = {}) {
       return this._request("history", { with: withUser, before, limit });
+    }
+
+    /**
+     * A page of the inbox, latest activity first (Promise of the `conversations` list: {with, lastMessage, unread});
+     * `before` is the lastMessage.messageId of the previous page's last entry.
+     */
+    conversations({ before, limit } = {}) {
+      return this._request("conversations", { before, limit });
     }
 
     /** The newest stored notifications, newest first (Promise of the `notifications` list). */
@@ -431,6 +439,9 @@
           break;
         case "history":
           this._answer("history", frame.messages);
+          break;
+        case "conversations":
+          this._answer("conversations", frame.conversations);
           break;
         case "notifications":
           this.emit("notifications", frame.notifications);
