@@ -46,16 +46,24 @@ VERSION_TABLE = {
     " (version INT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)",
 }
 
-# every conversation's summary from the messages: both sides of each pair, a self-conversation once; unread counts
-# what its recipient has not read (a deleted message's status is 'deleted': not counted)
+
+
+def conversation_sides(where: str) -> str:
+    """(user_id, peer_id, last message id, unread) of both sides of every pair among the messages `where`
+    selects (a talk to oneself is one side); unread counts what the recipient has not read (a deleted message's
+    status is 'deleted': not counted). Fills the summaries at migration, and keeps them as messages are stored."""
+    return (
+        "SELECT user_id, peer_id, MAX(id) AS last_id, SUM(unread) AS unread_added FROM ("
+        "SELECT recipient_id AS user_id, sender_id AS peer_id, id,"
+        f" CASE WHEN status IN ('sent', 'delivered') THEN 1 ELSE 0 END AS unread FROM realtime_messages WHERE {where}"
+        " UNION ALL"
+        f" SELECT sender_id, recipient_id, id, 0 FROM realtime_messages WHERE ({where}) AND sender_id <> recipient_id"
+        ") AS sides WHERE 1 = 1 GROUP BY user_id, peer_id"  # SQLite parses an upsert's SELECT only with a WHERE
+    )
+
+
 CONVERSATIONS_BACKFILL = (
-    "INSERT INTO realtime_conversations (user_id, peer_id, last_message_id, unread)"
-    " SELECT user_id, peer_id, MAX(id), SUM(unread) FROM ("
-    "SELECT recipient_id AS user_id, sender_id AS peer_id, id,"
-    " CASE WHEN status IN ('sent', 'delivered') THEN 1 ELSE 0 END AS unread FROM realtime_messages"
-    " UNION ALL"
-    " SELECT sender_id, recipient_id, id, 0 FROM realtime_messages WHERE sender_id <> recipient_id"
-    ") AS sides GROUP BY user_id, peer_id"
+    "INSERT INTO realtime_conversations (user_id, peer_id, last_message_id, unread) " + conversation_sides("1 = 1")
 )
 
 # version -> dialect -> statements. Never edit a released migration; add the next one.

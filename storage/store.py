@@ -35,13 +35,13 @@ ERASE_MESSAGE = f"UPDATE realtime_messages SET content = '', status = '{DELETED}
 # one direction of a conversation page, as a member of a UNION ALL: SQLite takes an ORDER BY ... LIMIT member
 # only as a subquery, which MariaDB would materialise (twice as slow there as a parenthesised member)
 UNION_MEMBER = {"sqlite": "SELECT * FROM ({})", "mysql": "({})"}
-# a batch's changes to the inbox summaries, one row per (user_id, peer_id, last_message_id, unread to add); rows
-# are sorted by key, so two MariaDB write lanes lock the rows they share in the same order
+# a batch's messages added to the inbox summaries of both sides, aggregated by the database from the rows just
+# inserted (chosen by `{}`), in (user_id, peer_id) order, so two MariaDB write lanes lock shared rows in one order
 SUMMARY_UPSERT = {
-    "sqlite": "INSERT INTO realtime_conversations (user_id, peer_id, last_message_id, unread) VALUES {}"
+    "sqlite": "INSERT INTO realtime_conversations (user_id, peer_id, last_message_id, unread) {}"
     " ON CONFLICT (user_id, peer_id) DO UPDATE SET last_message_id = MAX(last_message_id, excluded.last_message_id),"
     " unread = unread + excluded.unread",
-    "mysql": "INSERT INTO realtime_conversations (user_id, peer_id, last_message_id, unread) VALUES {}"
+    "mysql": "INSERT INTO realtime_conversations (user_id, peer_id, last_message_id, unread) {}"
     " ON DUPLICATE KEY UPDATE last_message_id = GREATEST(last_message_id, VALUES(last_message_id)),"
     " unread = unread + VALUES(unread)",
 }
@@ -274,7 +274,7 @@ class Storage:
                 fresh.append(index)
 
         ids = self._insert_messages(session, [drafts[index] for index in fresh])
-        self._update_summaries(session, [(drafts[index], message_id) for index, message_id in zip(fresh, ids)])
+        self._update_summaries(session, ids)
         for index, message_id in zip(fresh, ids):
             draft = drafts[index]
             message = Message(
@@ -291,23 +291,18 @@ class Storage:
             results[index] = StoreResult(message=results[earlier].message, created=False)
         return results  # type: ignore[return-value]
 
-    def _update_summaries(self, session: Session, stored: list[tuple[MessageDraft, int]]) -> None:
-        """Move both sides' inbox summaries of each pair in the batch to its last message, and add the new
-        messages to their recipients' unread counts: one upsert per MAX_ROWS_PER_INSERT pairs, not one per
-        message (a talk to oneself is one summary, whose unread counts the messages, as connecting does)."""
-        changes: dict[tuple[int, int], tuple[int, int]] = {}  # (user_id, peer_id) -> (last message id, unread added)
-        for draft, message_id in stored:
-            sides = [(draft.recipient_id, draft.sender_id, 1)]
-            if draft.sender_id != draft.recipient_id:
-                sides.append((draft.sender_id, draft.recipient_id, 0))
-            for user_id, peer_id, unread in sides:
-                last, added = changes.get((user_id, peer_id), (0, 0))
-                changes[(user_id, peer_id)] = (max(last, message_id), added + unread)
-        rows = [(*key, *changes[key]) for key in sorted(changes)]
-        for start in range(0, len(rows), MAX_ROWS_PER_INSERT):
-            chunk = rows[start : start + MAX_ROWS_PER_INSERT]
-            marks = ", ".join([f"({placeholders(4)})"] * len(chunk))
-            session.execute(SUMMARY_UPSERT[self.dialect].format(marks), [value for row in chunk for value in row])
+    def _update_summaries(self, session: Session, ids: list[int]) -> None:
+        """Add the messages `ids`, just inserted, to both sides' inbox summaries in one statement, not one per
+        message: the database aggregates them, so the chat hot path sends two ids, not four values per side (a
+        batch's ids are consecutive unless another write lane took some between its chunks: then all of them)."""
+        if not ids:
+            return
+        if ids[-1] - ids[0] + 1 == len(ids):  # consecutive: no other message has an id between these
+            where, params = "id BETWEEN %s AND %s", [ids[0], ids[-1]]
+        else:
+            where, params = f"id IN ({placeholders(len(ids))})", ids
+        sides = schema.conversation_sides(where)
+        session.execute(SUMMARY_UPSERT[self.dialect].format(sides + " ORDER BY user_id, peer_id"), params * 2)
 
     def _existing_users(self, session: Session, user_ids: set[int]) -> set[int]:
         """Which of `user_ids` are in `users`.
