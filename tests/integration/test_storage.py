@@ -486,6 +486,25 @@ def test_the_migration_fills_the_same_summaries_the_service_keeps(storage: Stora
     assert _summaries(storage) == kept
 
 
+def test_a_batch_whose_ids_are_not_one_range_adds_only_its_own_messages(storage: Storage) -> None:
+    """MariaDB chunks a large batch, and another write lane may take ids between its chunks: the summaries must
+    then count the batch's own messages only."""
+    storage.add_users([(1, "a"), (2, "b"), (3, "c")])
+    _insert_conversation(storage, [(1, 2, "m", "sent"), (3, 1, "m", "sent"), (2, 1, "m", "sent"), (3, 1, "m", "sent")])
+    ids = [int(row[0]) for row in storage.engine.transaction(lambda s: s.query("SELECT id FROM realtime_messages"))]
+    ours, other_lane = sorted(ids)[::2], sorted(ids)[1::2]
+
+    storage.engine.transaction(lambda session: storage._update_summaries(session, ours), write=True)
+    assert _summaries(storage) == [(1, 2, ours[1], 1), (2, 1, ours[1], 1)]
+    storage.engine.transaction(lambda session: storage._update_summaries(session, other_lane), write=True)
+    assert _summaries(storage) == [
+        (1, 2, ours[1], 1),
+        (1, 3, other_lane[1], 2),
+        (2, 1, ours[1], 1),
+        (3, 1, other_lane[1], 0),
+    ]
+
+
 def test_an_inbox_page_reads_one_index_range_and_joins_each_last_message_by_primary_key(storage: Storage) -> None:
     """However many conversations the user has and however long they are: a page's work is the page."""
     storage.add_users([(1, "a")])
