@@ -210,6 +210,7 @@ class MysqlEngine:
             init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         )
         self.in_use = 0  # transactions holding or waiting for a pooled connection
+        self._attempts = pool_size + 1  # one per pooled connection that may be dead, and a reopened one
         self.supports_returning = self.transaction(_server_supports_returning)
         self.write_lanes = write_lanes
 
@@ -218,9 +219,12 @@ class MysqlEngine:
         the work writes with one statement at most, which commits by itself without those two round trips.
 
         A pooled connection the server has dropped (a database restart) fails
-        on first use; DBUtils then reopens it, and the work is run once more,
-        which is safe because nothing of the failed attempt was committed: a
-        failure after a write statement was sent is never retried.
+        on first use; DBUtils then reopens it, and the work is run again, on
+        the next pooled connection, until one works or each has failed once
+        (after a restart every pooled connection is dead, and a transaction may
+        meet them one after another). That is safe because nothing of a failed
+        attempt was committed: a failure after a write statement was sent
+        outside a transaction, or during the commit, is never retried.
         """
         atomic = write and not single_statement
         self.in_use += 1
@@ -230,7 +234,7 @@ class MysqlEngine:
             self.in_use -= 1
 
     def _transaction(self, work: Callable[[Session], T], atomic: bool) -> T:
-        for attempt in range(2):
+        for attempt in range(self._attempts):
             waited_from = time.monotonic()
             try:
                 connection = self._pool.connection()
@@ -257,7 +261,7 @@ class MysqlEngine:
                         pass
                 if not isinstance(error, (self._errors.OperationalError, self._errors.InterfaceError)):
                     raise
-                if attempt or committing or (session.wrote and not atomic):
+                if attempt == self._attempts - 1 or committing or (session.wrote and not atomic):
                     metrics.db_errors.inc()
                     raise StorageUnavailable(f"mysql: {error}") from error
                 log.info("mysql: retrying on a fresh connection after: %s", error)
