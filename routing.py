@@ -12,7 +12,7 @@ May import only the layers below it (`storage`, `protocol`, `settings`, `metrics
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol, Sequence
 
 from storage import Message, Notification
 
@@ -40,9 +40,21 @@ class DeliverNotification:
     actor_name: str
 
 
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """A user came online (its first socket anywhere in the deployment) or went offline (its last socket closed,
+    and the grace period after it ended, or its node died)."""
+
+    user_id: int
+    online: bool
+    last_seen: int | None = None  # offline: when the last socket closed (ms since the epoch), if known
+
+
 UserPayload = PushFrame | DeliverMessage | DeliverNotification
 Deliver = Callable[[int, UserPayload], None]  # (user id, payload) arriving from another node
 Rejoined = Callable[[], None]  # the other nodes are reachable again after an outage
+# (changes, decided here): every node hears every change; exactly one heard it with `decided here` (it stores lastSeen)
+PresenceChanged = Callable[[Sequence[PresenceChange], bool], None]
 
 
 class Cluster(Protocol):
@@ -50,9 +62,10 @@ class Cluster(Protocol):
 
     node_name: str
 
-    def start(self, deliver: Deliver, rejoined: Rejoined) -> None:
-        """Begin receiving: `deliver(user_id, payload)` for each payload another node published, and
-        `rejoined()` each time the other nodes are reachable again after an outage (pushes were lost)."""
+    def start(self, deliver: Deliver, rejoined: Rejoined, presence_changed: PresenceChanged) -> None:
+        """Begin receiving: `deliver(user_id, payload)` for each payload another node published,
+        `rejoined()` each time the other nodes are reachable again after an outage (pushes were lost), and
+        `presence_changed(changes, decided_here)` for every deployment-wide presence change, this node's included."""
 
     def subscribe(self, user_id: int) -> None:
         """The user's first socket connected here: receive what other nodes publish to the user. Never blocks."""
@@ -72,6 +85,17 @@ class Cluster(Protocol):
     def connected_among(self, user_ids: Iterable[int]) -> set[int]:
         """Which of these users have a socket on some node (this one included, when known to Redis)."""
 
+    def set_present(self, user_ids: Sequence[int]) -> None:
+        """These users' first socket on this node opened. Never blocks; the users who thereby come online in the
+        deployment come back through `presence_changed`, on every node."""
+
+    def set_absent(self, absences: Sequence[tuple[int, int]]) -> None:
+        """(user id, ms of the close): these users' last socket on this node closed a grace period ago. Never
+        blocks; the users who thereby go offline in the deployment come back through `presence_changed`."""
+
+    def present_among(self, user_ids: Iterable[int]) -> set[int]:
+        """Which of these users are present on another node (local: none). May wait on Redis; empty when down."""
+
     def status(self) -> str:
         """`local`, `ok`, or `degraded` (Redis unreachable: only this node's users are served live)."""
 
@@ -82,6 +106,8 @@ class Cluster(Protocol):
 __all__ = [
     "Cluster",
     "Deliver",
+    "PresenceChange",
+    "PresenceChanged",
     "DeliverMessage",
     "DeliverNotification",
     "PushFrame",

@@ -150,6 +150,10 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "backend": (_choice("local", "redis"), "local"),
         "redis_url": (_text, "redis://127.0.0.1:6379/0"),
         "node_name": (_text, ""),
+        "presence_ttl_seconds": (_positive_number, "15"),
+    },
+    "presence": {
+        "grace_seconds": (_non_negative_number, "5"),
     },
     "limits": {
         "max_frame_bytes": (_positive_integer, "65536"),
@@ -232,6 +236,12 @@ class ClusterSettings:
     backend: str
     redis_url: str
     node_name: str
+    presence_ttl_seconds: float
+
+
+@dataclass(frozen=True)
+class PresenceSettings:
+    grace_seconds: float
 
 
 @dataclass(frozen=True)
@@ -274,6 +284,7 @@ class Settings:
     auth: AuthSettings
     notify: NotifySettings
     cluster: ClusterSettings
+    presence: PresenceSettings
     limits: LimitSettings
     log: LogSettings
 
@@ -292,6 +303,7 @@ _SECTION_TYPES = {
     "auth": AuthSettings,
     "notify": NotifySettings,
     "cluster": ClusterSettings,
+    "presence": PresenceSettings,
     "limits": LimitSettings,
     "log": LogSettings,
 }

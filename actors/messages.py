@@ -13,7 +13,7 @@ from gevent.event import AsyncResult
 
 from protocol.frames import SendMessage
 from protocol.notify import NotifyRequest
-from routing import UserPayload
+from routing import PresenceChange, UserPayload
 from storage import Notification, StoreResult
 
 
@@ -88,6 +88,15 @@ class ConnectedAmong:
     """Router (ask): which of these users are connected to this node; answers a frozenset."""
 
     user_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceUpdate:
+    """Router: users came online or went offline in the deployment (from the cluster backend); tell their watchers.
+    `decided_here`: this node made the change, and records the offline users' lastSeen."""
+
+    changes: tuple[PresenceChange, ...]
+    decided_here: bool
 
 
 @dataclass(frozen=True, slots=True)

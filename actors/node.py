@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import pykka
 
 import metrics
-from actors.messages import Broadcast, CatchUp, CloseAll, ConnectedCount, FromCluster, ToUser
+from actors.messages import Broadcast, CatchUp, CloseAll, ConnectedCount, FromCluster, PresenceUpdate, ToUser
 from actors.notifications import NotificationActor
 from actors.rate_limit import SendLimiters, SendRates
 from actors.router import RouterActor
@@ -86,6 +86,7 @@ class Node:
         cluster.start(
             lambda user_id, payload: self.router.tell(FromCluster(user_id, payload)),
             lambda: self.router.tell(Broadcast(CatchUp())),
+            lambda changes, decided_here: self.router.tell(PresenceUpdate(tuple(changes), decided_here)),
         )
         self.notifier = NotificationActor.start(
             storage,

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import socket
 import uuid
-from typing import Iterable
+from typing import Iterable, Sequence
 
-from routing import Cluster, Deliver, Rejoined, UserPayload
+from routing import Cluster, Deliver, PresenceChange, PresenceChanged, Rejoined, UserPayload
 from settings import ClusterSettings
 
 
@@ -35,9 +35,10 @@ class LocalCluster:
 
     def __init__(self, node_name: str):
         self.node_name = node_name
+        self._presence_changed: PresenceChanged | None = None
 
-    def start(self, deliver: Deliver, rejoined: Rejoined) -> None:
-        pass
+    def start(self, deliver: Deliver, rejoined: Rejoined, presence_changed: PresenceChanged) -> None:
+        self._presence_changed = presence_changed
 
     def subscribe(self, user_id: int) -> None:
         pass
@@ -55,6 +56,16 @@ class LocalCluster:
         return set()
 
     def connected_among(self, user_ids: Iterable[int]) -> set[int]:
+        return set()
+
+    def set_present(self, user_ids: Sequence[int]) -> None:
+        """Present on this node is online in the deployment."""
+        self._presence_changed([PresenceChange(user_id, True) for user_id in user_ids], True)
+
+    def set_absent(self, absences: Sequence[tuple[int, int]]) -> None:
+        self._presence_changed([PresenceChange(user_id, False, closed_at) for user_id, closed_at in absences], True)
+
+    def present_among(self, user_ids: Iterable[int]) -> set[int]:
         return set()
 
     def status(self) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import deque
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import gevent
 import redis
@@ -29,7 +29,7 @@ from redis.retry import Retry
 
 import metrics
 from cluster.envelope import EnvelopeError, decode, encode, origin_prefix
-from routing import Deliver, Rejoined, UserPayload
+from routing import Deliver, PresenceChange, PresenceChanged, Rejoined, UserPayload
 
 log = logging.getLogger(__name__)
 CHANNEL_PREFIX = "realtime:user:"
@@ -83,12 +83,13 @@ class RedisCluster:
         self._outage_reported = False
         self._deliver: Deliver | None = None
         self._rejoined: Rejoined | None = None
+        self._presence_changed: PresenceChanged | None = None
         self._greenlets: list[gevent.Greenlet] = []
 
     # ------------------------------------------------------------ Cluster
 
-    def start(self, deliver: Deliver, rejoined: Rejoined) -> None:
-        self._deliver, self._rejoined = deliver, rejoined
+    def start(self, deliver: Deliver, rejoined: Rejoined, presence_changed: PresenceChanged) -> None:
+        self._deliver, self._rejoined, self._presence_changed = deliver, rejoined, presence_changed
         self._greenlets = [gevent.spawn(self._subscriber), gevent.spawn(self._publisher)]
 
     def subscribe(self, user_id: int) -> None:
@@ -157,6 +158,16 @@ class RedisCluster:
         except REDIS_ERRORS as error:
             log.warning("cluster: could not ask Redis who is connected: %s", error)
         return connected
+
+    def set_present(self, user_ids: Sequence[int]) -> None:
+        """Until presence is shared through Redis: each node's own users only."""
+        self._presence_changed([PresenceChange(user_id, True) for user_id in user_ids], True)
+
+    def set_absent(self, absences: Sequence[tuple[int, int]]) -> None:
+        self._presence_changed([PresenceChange(user_id, False, closed_at) for user_id, closed_at in absences], True)
+
+    def present_among(self, user_ids: Iterable[int]) -> set[int]:
+        return set()
 
     def status(self) -> str:
         return "ok" if self._up else "degraded"
