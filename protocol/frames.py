@@ -22,6 +22,7 @@ MAX_CLIENT_MSG_ID_CHARS = 64
 CONVERSATIONS_PAGE = 20  # inbox entries per `conversations` page unless the client asks for fewer or more
 CONVERSATIONS_PAGE_MAX = 100
 MAX_REF_TYPE_CHARS = 64  # an unknown `type` is echoed in `ref` cut to this; every real type is far shorter
+MAX_WATCHED = 200  # distinct user ids one `watch` may name
 
 
 class ErrorCode:
@@ -140,6 +141,11 @@ class DeleteMessage:
     message_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class Watch:
+    user_ids: tuple[int, ...]  # distinct, in the order first named
+
+
 Command = (
     Connect
     | SendMessage
@@ -151,6 +157,7 @@ Command = (
     | Ping
     | Typing
     | DeleteMessage
+    | Watch
 )
 
 
@@ -339,6 +346,21 @@ def _parse_message_delete(data: dict[str, Any], limits: Limits) -> DeleteMessage
     return DeleteMessage(message_id=_id(data, "messageId"))
 
 
+def _parse_watch(data: dict[str, Any], limits: Limits) -> Watch:
+    """Repeated ids count once; more than MAX_WATCHED distinct ids is `too_large`."""
+    user_ids = data.get("userIds")
+    if not isinstance(user_ids, list):
+        raise FrameError(ErrorCode.BAD_REQUEST, "'userIds' must be a list of user ids")
+    distinct: dict[int, None] = {}
+    for user_id in user_ids:
+        if type(user_id) is not int or not 1 <= user_id <= MAX_ID:
+            raise FrameError(ErrorCode.BAD_REQUEST, "'userIds' must hold positive integer ids")
+        distinct[user_id] = None
+        if len(distinct) > MAX_WATCHED:
+            raise FrameError(ErrorCode.TOO_LARGE, f"'userIds' names more than {MAX_WATCHED} users")
+    return Watch(user_ids=tuple(distinct))
+
+
 _PARSERS = {
     "connect": _parse_connect,
     "message": _parse_message,
@@ -350,6 +372,7 @@ _PARSERS = {
     "ping": _parse_ping,
     "typing": _parse_typing,
     "message_delete": _parse_message_delete,
+    "watch": _parse_watch,
 }
 _FRAME_TYPES = {
     Connect: "connect",
@@ -362,6 +385,7 @@ _FRAME_TYPES = {
     Ping: "ping",
     Typing: "typing",
     DeleteMessage: "message_delete",
+    Watch: "watch",
 }
 
 
@@ -561,6 +585,20 @@ def notification_read_frame(notification_id: int | None, read_at: int) -> str:
 
 def typing_frame(sender_id: int, typing: bool) -> str:
     return encode({"type": "typing", "from": sender_id, "typing": typing})
+
+
+def presence_entry(user_id: int, online: bool | None, last_seen: int | None) -> dict[str, Any]:
+    """`online` None: the watcher may not see this user; `last_seen` (epoch ms) only matters when offline."""
+    return {
+        "userId": user_id,
+        "online": online,
+        "lastSeen": iso_time(last_seen) if online is False and last_seen is not None else None,
+    }
+
+
+def presence_frame(users: list[dict[str, Any]]) -> str:
+    """`users`: each built by `presence_entry`; the answer to `watch`, or one entry for a change."""
+    return encode({"type": "presence", "users": users})
 
 
 def pong_frame() -> str:

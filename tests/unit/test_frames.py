@@ -29,6 +29,7 @@ from protocol.frames import (
     Ping,
     SendMessage,
     Typing,
+    Watch,
     command_ref,
     connected_frame,
     conversations_frame,
@@ -76,6 +77,7 @@ CLIENT_TYPES = [
     "ping",
     "typing",
     "conversations",
+    "watch",
 ]
 
 
@@ -724,6 +726,7 @@ def _assert_parses_or_refuses(text: str) -> None:
                 MarkNotificationRead,
                 Ping,
                 Typing,
+                Watch,
             ),
         )
 
@@ -756,6 +759,7 @@ field_names = st.sampled_from(
         "userId",
         "token",
         "typing",
+        "userIds",
     ]
 )
 frame_types = (
