@@ -177,6 +177,20 @@ MIGRATIONS: list[tuple[int, dict[str, list[str]]]] = [
             ],
         },
     ),
+    (
+        4,
+        {
+            # presence: when each user's last socket closed (the latest known), for `lastSeen`
+            "sqlite": [
+                "CREATE TABLE IF NOT EXISTS realtime_presence (user_id BIGINT NOT NULL PRIMARY KEY,"
+                " last_seen BIGINT NOT NULL)"
+            ],
+            "mysql": [
+                "CREATE TABLE IF NOT EXISTS realtime_presence (user_id BIGINT NOT NULL PRIMARY KEY,"
+                " last_seen BIGINT NOT NULL) ENGINE=InnoDB"
+            ],
+        },
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -45,6 +45,12 @@ SUMMARY_UPSERT = {
     " ON DUPLICATE KEY UPDATE last_message_id = GREATEST(last_message_id, VALUES(last_message_id)),"
     " unread = unread + VALUES(unread)",
 }
+LAST_SEEN_UPSERT = {
+    "sqlite": "INSERT INTO realtime_presence (user_id, last_seen) VALUES (%s, %s)"
+    " ON CONFLICT (user_id) DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+    "mysql": "INSERT INTO realtime_presence (user_id, last_seen) VALUES (%s, %s)"
+    " ON DUPLICATE KEY UPDATE last_seen = GREATEST(last_seen, VALUES(last_seen))",
+}
 # messages the reader has just read or that were deleted unread leave its unread count for the sender:
 # parameters count, user_id, peer_id
 UNREAD_LOWERED = "UPDATE realtime_conversations SET unread = unread - %s WHERE user_id = %s AND peer_id = %s"
@@ -541,6 +547,46 @@ class Storage:
             return [summaries.get(user_id) for user_id in user_ids]
 
         return self.engine.transaction(work)
+
+    # ------------------------------------------------------------ presence
+
+    def record_last_seen(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Store (user id, ms of its last socket's close); a user keeps the latest it was ever given."""
+        latest: dict[int, int] = {}
+        for user_id, last_seen in pairs:
+            latest[user_id] = max(last_seen, latest.get(user_id, last_seen))
+        if latest:
+            rows = sorted(latest.items())  # in key order, so two writers never wait on each other's rows crosswise
+            sql = LAST_SEEN_UPSERT[self.dialect]
+            self.engine.transaction(lambda session: session.execute_many(sql, rows), write=True)
+
+    def last_seen(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """The stored lastSeen (ms) of those of `user_ids` that have one."""
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return {}
+        sql = f"SELECT user_id, last_seen FROM realtime_presence WHERE user_id IN ({placeholders(len(wanted))})"
+        rows = self.engine.transaction(lambda session: session.query(sql, wanted))
+        return {int(user_id): int(last_seen) for user_id, last_seen in rows}
+
+    def presence_visible(self, watcher_id: int, user_ids: Sequence[int]) -> set[int]:
+        """Which of `user_ids` the watcher may see online: those it follows or has a conversation with, unless they
+        blocked it. One statement: two primary-key ranges (follows, realtime_conversations) and a primary-key
+        lookup in `blocks` per user found."""
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return set()
+        marks = placeholders(len(wanted))
+        sql = (
+            "SELECT visible.id FROM ("
+            f"SELECT followee_id AS id FROM follows WHERE follower_id = %s AND followee_id IN ({marks})"
+            f" UNION SELECT peer_id FROM realtime_conversations WHERE user_id = %s AND peer_id IN ({marks})"
+            ") AS visible WHERE NOT EXISTS"
+            " (SELECT 1 FROM blocks WHERE blocks.blocker_id = visible.id AND blocks.blocked_id = %s)"
+        )
+        params = [watcher_id, *wanted, watcher_id, *wanted, watcher_id]
+        rows = self.engine.transaction(lambda session: session.query(sql, params))
+        return {int(row[0]) for row in rows}
 
     # ------------------------------------------------------------ notifications
 
