@@ -100,6 +100,30 @@ class PresenceUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class WatchList:
+    """Router: the users whose presence this user's sockets here watch and may see; replaces the previous list."""
+
+    user_id: int
+    watched: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class PresentAmong:
+    """Router (ask): which of these users are present on this node (connected, or closed within the grace period);
+    answers a frozenset."""
+
+    user_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GraceEnded:
+    """The router to itself: the grace period after the user's last socket here closed at `closed_at` (ms) ended."""
+
+    user_id: int
+    closed_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectedCount:
     """Router (ask): (users, sockets) connected to this node."""
 
@@ -118,6 +142,15 @@ class ClientFrame:
 @dataclass(frozen=True, slots=True)
 class CatchUp:
     """Pushes between nodes were lost (a Redis outage): push the user's chat messages still undelivered."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedPresence:
+    """A user this user watches came online or went offline; `text` is the `presence` frame, encoded once for
+    every watcher on this node."""
+
+    change: PresenceChange
+    text: str
 
 
 @dataclass(frozen=True, slots=True)

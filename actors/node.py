@@ -66,8 +66,16 @@ class Node:
         self.message_writer = Batcher("messages", storage.store_messages, batch, lanes)
         self.delivery_writer = Batcher("deliveries", self._store_deliveries, batch, lanes)
         self.summary_reader = Batcher("connect summaries", storage.connect_summaries, batch, lanes)
+        # one lane: a `watch` answer waits for every lastSeen queued before it (`wait_committed`)
+        self.last_seen_writer = Batcher("last seen", self._store_last_seen, batch)
         self.cluster = cluster
-        self.router = RouterActor.start(self._start_user_actor, settings.limits.sockets_per_user, cluster)
+        self.router = RouterActor.start(
+            self._start_user_actor,
+            settings.limits.sockets_per_user,
+            cluster,
+            settings.presence.grace_seconds,
+            self._record_last_seen,
+        )
         # read by _start_user_actor, which the router calls only for an attach, once this node is built
         self._users = UserContext(
             storage=storage,
@@ -76,6 +84,7 @@ class Node:
             message_writer=self.message_writer,
             delivery_writer=self.delivery_writer,
             summary_reader=self.summary_reader,
+            last_seen_writer=self.last_seen_writer,
             mark_delivered=self.mark_delivered,
             send_limiters=SendLimiters(send_rates_of(settings)),  # the user actors', as they start and stop
             limits=self.limits,
@@ -134,6 +143,7 @@ class Node:
         self.router.tell(Broadcast(CloseAll(CloseCode.GOING_AWAY, "server shutting down")))
         self.delivery_writer.close(max(0.1, deadline - time.monotonic()))
         self.summary_reader.close(0.1)
+        self.last_seen_writer.close(0.1)
         pykka.ActorRegistry.stop_all(block=True, timeout=max(0.1, deadline - time.monotonic()))
         self.cluster.close()
 
@@ -145,9 +155,27 @@ class Node:
         # a message written to two sockets may be queued twice; only its first entry announces it
         return [moved.pop(message.id, None) for message in messages]
 
+    def _record_last_seen(self, absences: Sequence[tuple[int, int]]) -> None:
+        """Queue (user id, ms of its last close) for storage; never waits (the router calls it)."""
+        for user_id, closed_at in absences:
+            try:
+                self.last_seen_writer.submit((user_id, closed_at), _log_unrecorded_last_seen)
+            except BatcherClosed:
+                log.debug("lastSeen of user %s not recorded: shutting down", user_id)
+                return
+
+    def _store_last_seen(self, absences: Sequence[tuple[int, int]]) -> list[None]:
+        self.storage.record_last_seen(absences)
+        return [None] * len(absences)
+
     def _announce_delivery(self, outcome: Any) -> None:
         if isinstance(outcome, Delivery):
             frame = frames.message_delivered_frame(outcome.message_id, outcome.client_msg_id, outcome.delivered_at)
             self.router.tell(ToUser(outcome.sender_id, PushFrame(frame)))
         elif isinstance(outcome, Exception):
             log.warning("delivery not recorded (the message will be delivered again on reconnect): %s", outcome)
+
+
+def _log_unrecorded_last_seen(outcome: Any) -> None:
+    if isinstance(outcome, Exception):
+        log.warning("lastSeen not recorded (shown as unknown until the user's next close): %s", outcome)

@@ -20,9 +20,12 @@ from actors.messages import (
     CloseAll,
     DetachSocket,
     FlushLikes,
+    PresentAmong,
     Stored,
     ToUser,
     Transport,
+    WatchedPresence,
+    WatchList,
 )
 from actors.rate_limit import Admission, SendLimiters
 from actors.runtime import GeventActor
@@ -61,6 +64,8 @@ ANSWER_ONLY = frozenset(
 TOO_MANY_MESSAGES = "too many messages or too much content, slow down"
 TYPING_INTERVAL = 2.0  # seconds: at most one `typing: true` forwarded per sender and recipient in this time
 TYPING_TRACKED_MAX = 1000  # recipients remembered per user before those outside the interval are forgotten
+PRESENT_HERE_TIMEOUT = 2.0  # how long a `watch` answer waits for the router's list of users present on this node
+LAST_SEEN_PENDING_TIMEOUT = 2.0  # how long a `watch` answer waits for lastSeen values still being stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,7 @@ class UserContext:
     message_writer: Batcher[MessageDraft, StoreResult]
     delivery_writer: Batcher[Message, Delivery | None]  # only waited on here: `mark_delivered` submits to it
     summary_reader: Batcher[int, ConnectSummary | None]
+    last_seen_writer: Batcher[tuple[int, int], None]  # only waited on here: the router's presence records lastSeen
     mark_delivered: Callable[[Message, int], None]  # (message, recipient id): a socket of the recipient has it
     send_limiters: SendLimiters
     limits: Limits
@@ -99,6 +105,8 @@ class UserActor(GeventActor):
         self._like_windows: dict[int, list[tuple[Notification, str]]] = {}  # post id -> likes held back
         self._rate = context.send_limiters.of(user_id)  # shared by the user's sockets on this node, and reconnects
         self._typing_forwarded: dict[int, float] = {}  # recipient id -> monotonic time of the last `typing` sent
+        # socket id -> each watched user it may see -> the online state it was last told (at most MAX_WATCHED)
+        self._watches: dict[int, dict[int, bool]] = {}
         self._handlers: dict[type, Callable[[Transport, Any], None]] = {
             frames.SendMessage: self._send_message,
             frames.MarkRead: self._mark_read,
@@ -110,6 +118,7 @@ class UserActor(GeventActor):
             frames.Connect: self._reauthenticate,
             frames.Typing: self._typing,
             frames.DeleteMessage: self._delete_message,
+            frames.Watch: self._watch,
         }
 
     def on_stop(self) -> None:
@@ -125,8 +134,11 @@ class UserActor(GeventActor):
                 self._push(text, exclude)
             case DeliverNotification(notification=notification, actor_name=actor_name):
                 self._notify(notification, actor_name)
+            case WatchedPresence(change=change, text=text):
+                self._push_presence(change.user_id, change.online, text)
             case CatchUp():
                 self._catch_up()
+                self._recheck_presence()
             case FlushLikes(post_id=post_id):
                 self._flush_likes(post_id)
             case Stored():
@@ -135,6 +147,8 @@ class UserActor(GeventActor):
                 self._guarded(transport, {"type": "connect"}, self._attach, transport)
             case DetachSocket(transport=transport):
                 self._sockets.pop(transport.id, None)
+                if self._watches.pop(transport.id, None):
+                    self._tell_watch_list()
             case CloseAll(code=code, reason=reason):
                 for transport in self._sockets.values():
                     transport.close(code, reason)
@@ -359,6 +373,83 @@ class UserActor(GeventActor):
             self._typing_forwarded[command.to] = now
         frame = frames.typing_frame(self.user_id, command.typing)
         self._context.router.tell(ToUser(command.to, PushFrame(frame)))
+
+    def _watch(self, transport: Transport, command: frames.Watch) -> None:
+        """Replace this socket's watch list and answer with each requested user's presence. The users this one
+        may not see get `online: null` and are not watched; the others' changes are pushed to this socket."""
+        visible = self._context.storage.presence_visible(self.user_id, command.user_ids)
+        self._watches[transport.id] = dict.fromkeys(visible, False)
+        self._tell_watch_list()  # before reading the states: a change after the read then comes as a push
+        try:
+            states = self._presence_of(visible)
+        except Exception:  # answered with an error: this socket watches nothing
+            del self._watches[transport.id]
+            self._tell_watch_list()
+            raise
+        self._watches[transport.id] = {user_id: online for user_id, (online, _) in states.items()}
+        entries = [
+            frames.presence_entry(user_id, *states[user_id])
+            if user_id in states
+            else frames.presence_entry(user_id, None, None)
+            for user_id in command.user_ids
+        ]
+        transport.write(frames.presence_frame(entries))
+
+    def _tell_watch_list(self) -> None:
+        """Tell the router every user a socket of this user here watches (at most MAX_WATCHED per socket)."""
+        watched = frozenset(user_id for states in self._watches.values() for user_id in states)
+        self._context.router.tell(WatchList(self.user_id, watched))
+
+    def _presence_of(self, user_ids: set[int]) -> dict[int, tuple[bool, int | None]]:
+        """(online, lastSeen ms if offline and known) of each user: present on this node, or on another."""
+        if not user_ids:
+            return {}
+        try:
+            here = self._context.router.ask(PresentAmong(tuple(user_ids)), timeout=PRESENT_HERE_TIMEOUT)
+        except pykka.Timeout:
+            raise FrameError(ErrorCode.UNAVAILABLE, "presence is unavailable, try again") from None
+        online = here | self._context.cluster.present_among(user_ids - here)
+        offline = user_ids - online
+        last_seen: dict[int, int] = {}
+        if offline:
+            # the offline changes this node decided are queued before their pushes: a watcher told one sees it here
+            self._context.last_seen_writer.wait_committed(0, LAST_SEEN_PENDING_TIMEOUT)
+            last_seen = self._context.storage.last_seen(sorted(offline))
+        return {user_id: (user_id in online, last_seen.get(user_id)) for user_id in user_ids}
+
+    def _push_presence(self, user_id: int, online: bool, text: str) -> None:
+        """Push a watched user's new state to the sockets that watch it and were last told otherwise, unless that
+        user has blocked this one since the watch (blocks as cached by storage: a new one counts within
+        `blocks_cache_seconds`)."""
+        stale = [
+            socket_id
+            for socket_id, states in self._watches.items()
+            if socket_id in self._sockets and states.get(user_id, online) is not online
+        ]
+        if not stale:
+            return
+        try:
+            if self.user_id in self._context.storage.blocked_by(user_id):
+                return
+        except StorageUnavailable:
+            log.warning("user %s: presence of %s not pushed: blocks unreadable", self.user_id, user_id)
+            return
+        for socket_id in stale:
+            self._watches[socket_id][user_id] = online
+            self._sockets[socket_id].write(text)
+
+    def _recheck_presence(self) -> None:
+        """After an outage of the cluster: changes may have been lost, so read every watched user's state again and
+        push those that differ from what the sockets were told."""
+        watched = {user_id for states in self._watches.values() for user_id in states}
+        try:
+            states = self._presence_of(watched)
+        except (StorageUnavailable, FrameError) as error:
+            log.warning("user %s: presence not re-checked after the outage: %s", self.user_id, error)
+            return
+        for user_id, (online, last_seen) in states.items():
+            text = frames.presence_frame([frames.presence_entry(user_id, online, last_seen)])
+            self._push_presence(user_id, online, text)
 
     def _reauthenticate(self, transport: Transport, command: frames.Connect) -> None:
         """A `connect` on an open socket: with a valid token for this user, answer `connected` again."""
