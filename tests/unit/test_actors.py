@@ -5,12 +5,9 @@ monkey-patching: the actors' futures wait on gevent's hub, and every wait below 
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-import gevent
-import orjson
 import pykka
 import pytest
 from gevent.event import AsyncResult, Event
@@ -35,75 +32,12 @@ from protocol.notify import NotifyRequest
 from routing import DeliverNotification
 from settings import Settings, load_settings
 from storage import BACKLOG_PAGE, MessageDraft, NotificationDraft, Storage, StorageUnavailable, open_storage
+from tests.helpers.actors import TIMEOUT, FakeTransport, connect, send
 
-TIMEOUT = 5.0  # seconds any one expected event may take
 LIKE_WINDOW = 0.2  # [notify] like_group_seconds here
 SOCKETS_PER_USER = 2
 ANN, BOB, CAROL, DAVE, ERIN, FRED = 1, 2, 3, 4, 5, 6
 POST = 900
-_transport_ids = itertools.count(1)
-
-
-class FakeTransport:
-    """A socket as actors see it (`actors.messages.Transport`): records the frames written and the close.
-
-    A frame counts as on the wire as soon as it is written, so its `on_written` runs at once. `room` is what
-    `wait_for_room` does: None answers True at once, an Event is waited on, False refuses (a socket too slow).
-    """
-
-    def __init__(self, room: Event | bool | None = None):
-        self.id = next(_transport_ids)
-        self.closing = False
-        self.frames: list[dict[str, Any]] = []
-        self.close_code: int | None = None
-        self.waiting_for_room = Event()
-        self._room = room
-        self._read = 0
-        self._changed = Event()
-
-    def write(self, text: str, on_written: Callable[[], None] | None = None) -> bool:
-        if self.closing:
-            return False
-        self.frames.append(orjson.loads(text))
-        self._changed.set()
-        if on_written is not None:
-            on_written()
-        return True
-
-    def close(self, code: int, reason: str = "") -> None:
-        if not self.closing:
-            self.closing, self.close_code = True, code
-            self._changed.set()
-
-    def wait_for_room(self, timeout: float) -> bool:
-        self.waiting_for_room.set()
-        if isinstance(self._room, Event):
-            return self._room.wait(timeout)
-        return self._room is None
-
-    def next_frame(self) -> dict[str, Any]:
-        """The next frame written that the test has not read yet, waiting for it."""
-        self._wait_for(lambda: self._read < len(self.frames), "a frame")
-        self._read += 1
-        return self.frames[self._read - 1]
-
-    def expect(self, frame_type: str, **fields: Any) -> dict[str, Any]:
-        """The next frame, which must be of `frame_type` and have `fields`."""
-        frame = self.next_frame()
-        assert frame["type"] == frame_type, f"socket {self.id}: expected {frame_type} {fields}, got {frame}"
-        assert {key: frame.get(key) for key in fields} == fields, f"socket {self.id}: got {frame}"
-        return frame
-
-    def wait_closed(self) -> int:
-        self._wait_for(lambda: self.close_code is not None, "its close")
-        assert self.close_code is not None
-        return self.close_code
-
-    def _wait_for(self, condition: Callable[[], bool], what: str) -> None:
-        with gevent.Timeout(TIMEOUT, AssertionError(f"socket {self.id}: no {what} in {TIMEOUT} s: {self.frames}")):
-            while not condition():
-                self._changed.clear()
-                self._changed.wait()
 
 
 @pytest.fixture
@@ -134,18 +68,6 @@ def node(storage: Storage, settings: Settings) -> Iterator[Node]:
     node = Node(storage, settings, LocalCluster("unit"))
     yield node
     node.shutdown(TIMEOUT)
-
-
-def connect(node: Node, user_id: int, transport: FakeTransport | None = None) -> tuple[pykka.ActorRef, FakeTransport]:
-    """Attach a socket as the web layer does after a valid `connect`; answers the user's actor and the socket."""
-    transport = transport or FakeTransport()
-    actor = node.router.ask(AttachSocket(user_id, transport), timeout=TIMEOUT)
-    assert actor is not None, f"user {user_id}: socket refused"
-    return actor, transport
-
-
-def send(actor: pykka.ActorRef, transport: FakeTransport, **frame: Any) -> None:
-    actor.tell(ClientFrame(transport, orjson.dumps(frame).decode()))
 
 
 def draft(sender_id: int, recipient_id: int, content: str) -> MessageDraft:
