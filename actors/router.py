@@ -46,6 +46,11 @@ class RouterActor(GeventActor):
     last socket is gone and starting a new actor for the user never race. The
     cluster backend is subscribed to a user's pushes while the user has a
     route here, and gets everything addressed to a user, for the other nodes.
+
+    Presence on this node lives here too: a user is present from its first
+    socket until a grace period after its last (the cluster backend decides
+    what that means for the deployment), and each change the backend reports
+    is told to the users here who watch it.
     """
 
     # Every chat message passes through here, and a turn is a lookup and a tell. Yielding would queue
