@@ -63,9 +63,18 @@ ANSWER_ONLY = frozenset(
 )
 TOO_MANY_MESSAGES = "too many messages or too much content, slow down"
 TYPING_INTERVAL = 2.0  # seconds: at most one `typing: true` forwarded per sender and recipient in this time
-TYPING_TRACKED_MAX = 1000  # recipients remembered per user before those outside the interval are forgotten
+TYPING_TRACKED_MAX = 1000  # recipients remembered per user before those no longer shown typing are forgotten
+TYPING_SHOWN = 6.0  # seconds a client shows `typing` unless renewed (the contract's "about 6 s")
 PRESENT_HERE_TIMEOUT = 2.0  # how long a `watch` answer waits for the router's list of users present on this node
 LAST_SEEN_PENDING_TIMEOUT = 2.0  # how long a `watch` answer waits for lastSeen values still being stored
+
+
+@dataclass(frozen=True, slots=True)
+class _TypingTold:
+    """What this user last told one recipient: when it last forwarded a start, and whether a stop is owed."""
+
+    started: float  # monotonic
+    active: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +113,7 @@ class UserActor(GeventActor):
         self._pushed: OrderedDict[int, None] = OrderedDict()  # ids of messages recently pushed here
         self._like_windows: dict[int, list[tuple[Notification, str]]] = {}  # post id -> likes held back
         self._rate = context.send_limiters.of(user_id)  # shared by the user's sockets on this node, and reconnects
-        self._typing_forwarded: dict[int, float] = {}  # recipient id -> monotonic time of the last `typing` sent
+        self._typing_forwarded: dict[int, _TypingTold] = {}  # recipient id -> what it was last told
         # socket id -> each watched user it may see -> the online state it was last told (at most MAX_WATCHED)
         self._watches: dict[int, dict[int, bool]] = {}
         self._handlers: dict[type, Callable[[Transport, Any], None]] = {
@@ -355,22 +364,23 @@ class UserActor(GeventActor):
         transport.write(frames.pong_frame())
 
     def _typing(self, transport: Transport, command: frames.Typing) -> None:
-        """Tell `to` this user is typing, at most once per TYPING_INTERVAL (a stop always goes); nothing is
-        stored, and nothing is answered: the router drops it when `to` is offline, and it is dropped here
-        when `to` has blocked this user."""
+        """Tell `to` this user is typing, at most once per TYPING_INTERVAL, or that it stopped, if it was told
+        it started; nothing is stored, and nothing is answered: the router drops it when `to` is offline, and it
+        is dropped here when `to` has blocked this user."""
         now = time.monotonic()
+        last = self._typing_forwarded.get(command.to)
         if command.typing:
-            last = self._typing_forwarded.get(command.to)
-            if last is not None and now - last < TYPING_INTERVAL:
+            if last is not None and now - last.started < TYPING_INTERVAL:
                 return
-            if len(self._typing_forwarded) >= TYPING_TRACKED_MAX:
-                self._typing_forwarded = {
-                    to: at for to, at in self._typing_forwarded.items() if now - at < TYPING_INTERVAL
-                }
+        elif last is None or not last.active:
+            return  # nothing to stop: a stream of stops would otherwise all be forwarded
         if self.user_id in self._context.storage.blocked_by(command.to):
             return
-        if command.typing:
-            self._typing_forwarded[command.to] = now
+        if len(self._typing_forwarded) >= TYPING_TRACKED_MAX:
+            self._typing_forwarded = {
+                to: told for to, told in self._typing_forwarded.items() if now - told.started < TYPING_SHOWN
+            }
+        self._typing_forwarded[command.to] = _TypingTold(now if command.typing else last.started, command.typing)
         frame = frames.typing_frame(self.user_id, command.typing)
         self._context.router.tell(ToUser(command.to, PushFrame(frame)))
 

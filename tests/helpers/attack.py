@@ -10,6 +10,7 @@ closed within its deadline, and the bystander's round trips stayed low.
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 from tests.helpers.client import Client
 from tests.helpers.server import ServerProcess
+from tests.helpers.wire import OPCODE_CLOSE, OPCODE_TEXT, RawSocket
 
 BYSTANDER_INTERVAL = 0.02  # seconds between the bystander's pings
 BYSTANDER_P99_BOUND = 0.25  # seconds: "well under 250 ms" is asserted on the p99 of these round trips
@@ -114,3 +116,48 @@ def assert_rss_growth_bounded(server: ServerProcess, before_kib: int, bound_kib:
     peak = rss_kib(server.process.pid, "VmHWM")
     growth = peak - before_kib
     assert growth <= bound_kib, f"server memory grew by {growth / 1024:.0f} MiB (bound {bound_kib / 1024:.0f} MiB)"
+
+
+class Flooder:
+    """Sends frames from a thread as fast as the socket takes them, for at most `seconds`, and keeps on after the
+    server's close frame, as a script that never reads its errors would, until the server ends the connection."""
+
+    def __init__(self, socket: RawSocket, frames: list[bytes], seconds: float):
+        self._socket = socket
+        self._frames = frames
+        self._seconds = seconds
+        self.sent = 0
+        self.finished = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="flooder", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self._seconds
+        try:
+            for frame in self._frames:
+                if time.monotonic() > deadline:
+                    break
+                self._socket.send(frame)
+                self.sent += 1
+        except OSError:
+            pass  # the server ended the connection
+        finally:
+            self.finished.set()
+
+
+def read_until_closed(socket: RawSocket, timeout: float) -> tuple[list[dict[str, Any]], int | None, float, float]:
+    """Read everything (so the server's writes never wait on this socket) until the server ends the connection:
+    (the text frames, the close code, when the close frame came, when the connection ended), times monotonic."""
+    texts: list[dict[str, Any]] = []
+    close_code, closed_at = None, float("nan")
+    try:
+        while True:
+            opcode, payload = socket.read_frame(timeout=timeout)
+            if opcode == OPCODE_TEXT:
+                texts.append(json.loads(payload))
+            elif opcode == OPCODE_CLOSE and close_code is None:
+                close_code, closed_at = int.from_bytes(payload[:2], "big"), time.monotonic()
+    except (EOFError, ConnectionResetError):  # a reset: the server cut a peer still sending (web.ws.transport)
+        return texts, close_code, closed_at, time.monotonic()

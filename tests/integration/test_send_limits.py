@@ -8,14 +8,12 @@ refused, nothing of it stored, the socket stays open.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 
 from settings import SCHEMA
-from tests.helpers.attack import Bystander, assert_rss_growth_bounded, rss_kib
+from tests.helpers.attack import Bystander, Flooder, assert_rss_growth_bounded, read_until_closed, rss_kib
 from tests.helpers.server import ServerProcess
-from tests.helpers.wire import OPCODE_CLOSE, OPCODE_TEXT, RawSocket, json_frame
+from tests.helpers.wire import RawSocket, json_frame
 
 ATTACK_SECONDS = 3.0  # the flooder sends for at most this long
 CLOSE_DEADLINE = 5.0  # seconds from the first frame to the 4429
@@ -32,34 +30,6 @@ def _stored(server: ServerProcess, sender_id: int) -> tuple[int, int]:
     return len(rows), sum(len(content.encode("utf-8")) for (content,) in rows)
 
 
-class Flooder:
-    """Sends message frames from a thread as fast as the socket takes them, and keeps on after the server's
-    close frame, as a script that never reads its errors would, until the server ends the connection."""
-
-    def __init__(self, socket: RawSocket, frames: list[bytes]):
-        self._socket = socket
-        self._frames = frames
-        self.sent = 0
-        self.finished = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="flooder", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + ATTACK_SECONDS
-        try:
-            for frame in self._frames:
-                if time.monotonic() > deadline:
-                    break
-                self._socket.send(frame)
-                self.sent += 1
-        except OSError:
-            pass  # the server ended the connection
-        finally:
-            self.finished.set()
-
-
 def test_a_script_flooding_messages_is_refused_then_closed_with_4429_stores_its_burst_and_logs_once(
     server: ServerProcess,
 ) -> None:
@@ -73,19 +43,10 @@ def test_a_script_flooding_messages_is_refused_then_closed_with_4429_stores_its_
 
     with Bystander(server, bystander_id) as bystander, RawSocket(server.ws_port) as attacker:
         attacker.connect(server, attacker_id)
-        flooder = Flooder(attacker, frames)
+        flooder = Flooder(attacker, frames, ATTACK_SECONDS)
         started = time.monotonic()
         flooder.start()
-        texts, close_code, closed_at = [], None, None
-        try:
-            while True:  # read everything, so the server's writes never wait on this socket
-                opcode, payload = attacker.read_frame(timeout=CLOSE_DEADLINE + TCP_DEADLINE)
-                if opcode == OPCODE_TEXT:
-                    texts.append(json.loads(payload))
-                elif opcode == OPCODE_CLOSE and close_code is None:
-                    close_code, closed_at = int.from_bytes(payload[:2], "big"), time.monotonic()
-        except (EOFError, ConnectionResetError):  # a reset: the server cut a peer still sending (web.ws.transport)
-            ended_at = time.monotonic()
+        texts, close_code, closed_at, ended_at = read_until_closed(attacker, CLOSE_DEADLINE + TCP_DEADLINE)
         assert flooder.finished.wait(ATTACK_SECONDS + 5)
 
     assert close_code == 4429, (close_code, texts[-3:])
