@@ -139,6 +139,12 @@ cluster_pushes = LabelledCounter(
     "Pushes between nodes through Redis, by outcome: published, received, dropped (Redis down), malformed",
     "outcome",
 )
+cluster_presence = LabelledCounter(
+    "realtime_cluster_presence_changes",
+    "Presence changes through Redis, by outcome: published (online or offline in the deployment), reaped (users of "
+    "a node that stopped renewing its record), local (shown on this node only while Redis was down)",
+    "outcome",
+)
 
 ALL = (
     frames_received,
@@ -154,4 +160,5 @@ ALL = (
     db_pool_wait_seconds,
     db_errors,
     cluster_pushes,
+    cluster_presence,
 )

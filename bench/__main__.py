@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 from bench import loadgen  # noqa: E402
 from settings import load_settings  # noqa: E402
 from storage import open_storage  # noqa: E402
+from tests.helpers.client import Client  # noqa: E402
 from tests.helpers.mariadb import MariaDB, start_mariadb  # noqa: E402
 from tests.helpers.redis_server import RedisServer  # noqa: E402
 from tests.helpers.server import free_port  # noqa: E402
@@ -48,6 +49,7 @@ SERIES_AUTHOR = 5_000_000  # + follower count: one author per size of the follow
 MIXED_POST = AUTHOR + 100  # the post announced in the middle of the mixed run
 SERIES_USERS = 4_000_001  # first user of the users series
 MIXED_WARM_UP = 1.0
+PRESENCE_GRACE = 5.0  # [presence] grace_seconds, the default the servers run with
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class Sizes:
     series_users: tuple[int, ...] = (1000, 5000, 10_000)
     series_messages: int = 5
     series_followers: tuple[int, ...] = (1000, 10_000, 50_000)
+    presence_watchers: int = 5000
+    presence_cycles: int = 10
 
 
 QUICK = Sizes(
@@ -83,6 +87,8 @@ QUICK = Sizes(
     series_users=(20, 40),
     series_messages=2,
     series_followers=(50, 100),
+    presence_watchers=50,
+    presence_cycles=2,
 )
 
 
@@ -419,6 +425,48 @@ def fanout(server: Target, author: int, follower_count: int, connected_count: in
     }
 
 
+def presence(server: Target, watched: int, watcher_count: int, cycles: int) -> dict[str, Any]:
+    """`watched` (followed by users 1..watcher_count, all connected and watching it) connects and disconnects
+    `cycles` times: when the last watcher sees each change, and the server's CPU for it all."""
+    watchers = list(range(1, watcher_count + 1))
+    context = multiprocessing.get_context("spawn")
+    events = context.Manager().Queue()
+    parts = _split(watchers, WORKERS)
+    with context.Pool(len(parts)) as pool:
+        pending = pool.starmap_async(
+            loadgen.run_watchers, [(server.urls, SECRET, part, watched, 2 * cycles, events) for part in parts]
+        )
+        for _ in parts:
+            assert events.get(timeout=600) == "ready"
+        cpu_before = server.cpu_seconds()
+        changed_at = []
+        for cycle in range(cycles):
+            changed_at.append(time.time())
+            socket = Client(server.urls[cycle % len(server.urls)])
+            socket.connect(watched, loadgen.token(SECRET, watched))
+            for _ in parts:
+                assert events.get(timeout=600) == 2 * cycle
+            changed_at.append(time.time())
+            socket.close()
+            for _ in parts:
+                assert events.get(timeout=600) == 2 * cycle + 1
+        server_cpu = server.cpu_seconds() - cpu_before
+        results = pending.get(timeout=600)
+    reach = [
+        max(arrival for part in results for arrival in part["arrivals"][update]) - changed
+        for update, changed in enumerate(changed_at)
+    ]
+    return {
+        "watchers": watcher_count,
+        "cycles": cycles,
+        "median_online_last_watcher_s": statistics.median(reach[0::2]),
+        "max_online_last_watcher_s": max(reach[0::2]),
+        # the offline update waits out the grace period on purpose (a reload must not flap)
+        "median_offline_after_grace_s": statistics.median(reach[1::2]) - PRESENCE_GRACE,
+        "server_cpu_ms_per_change": 1000 * server_cpu / (2 * cycles),
+    }
+
+
 def idle(server: Target, sizes: Sizes) -> dict[str, Any]:
     users = list(range(2_000_001, 2_000_001 + sizes.idle_sockets))
     context = multiprocessing.get_context("spawn")
@@ -560,6 +608,8 @@ def run_target(server: Target, sizes: Sizes, scenarios: list[str]) -> dict[str, 
             results["fanout"] = fanout(server, AUTHOR, sizes.followers, sizes.connected_followers, sizes.fanout_repeats)
         if "mixed" in scenarios:
             results["mixed"] = mixed(server, sizes)
+        if "presence" in scenarios and _has_presence(server):
+            results["presence"] = presence(server, AUTHOR, sizes.presence_watchers, sizes.presence_cycles)
         if "series" in scenarios:
             results.update({f"series.{key}": value for key, value in series(server, sizes).items()})
         if isinstance(server, OurCluster):
@@ -571,6 +621,11 @@ def run_target(server: Target, sizes: Sizes, scenarios: list[str]) -> dict[str, 
     finally:
         server.stop()
     return results
+
+
+def _has_presence(server: Target) -> bool:
+    """This checkout of this service: the reference and a `--baseline` commit may predate presence."""
+    return isinstance(server, OurCluster) or type(server) is OurServer
 
 
 def _targets(servers: list[str], node_counts: list[int]) -> list[tuple[str, int]]:
@@ -629,7 +684,7 @@ def main() -> int:
         default="1",
         help="node counts to run this service with, e.g. 1,2 (default 1); more than one joins them through Redis",
     )
-    parser.add_argument("--scenarios", default="chat,open,fanout,mixed,series,idle")
+    parser.add_argument("--scenarios", default="chat,open,fanout,mixed,series,presence,idle")
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds, alternating the servers; the table shows each figure's median"
     )

@@ -221,3 +221,47 @@ def run_idle(
         return {"connect_seconds": seconds, "alive": alive}
 
     return uvloop.run(main())
+
+
+def run_watchers(urls: list[str], secret: str, user_ids: list[int], watched: int, updates: int, events: Any) -> dict:
+    """Hold the watchers' sockets, each watching `watched`; record when each presence update of it arrives.
+
+    Puts "ready" on `events` once every socket has its answer to `watch`, then the index of each update
+    (0 for the first online, 1 for the next offline, ...) once all the sockets have it.
+    """
+
+    async def main() -> dict[str, Any]:
+        sockets, _ = await open_sockets(urls, secret, user_ids)
+        arrivals: list[list[float]] = [[] for _ in range(updates)]
+        answered = asyncio.Semaphore(0)
+        done = asyncio.Event()
+
+        async def listen(socket: BenchSocket) -> None:
+            seen = -1  # the watch answer comes first; then the updates, in order
+            async for text in socket:
+                frame = json.loads(text)
+                if frame["type"] != "presence":
+                    continue
+                if seen == -1:
+                    answered.release()
+                elif seen < updates:
+                    times = arrivals[seen]
+                    times.append(time.time())
+                    if len(times) == len(sockets):
+                        events.put(seen)
+                        if seen == updates - 1:
+                            done.set()
+                seen += 1
+
+        listeners = [asyncio.create_task(listen(socket)) for socket in sockets]
+        for socket in sockets:
+            socket.send(json.dumps({"type": "watch", "userIds": [watched]}))
+        for _ in sockets:
+            await asyncio.wait_for(answered.acquire(), timeout=OPEN_TIMEOUT)
+        events.put("ready")
+        await asyncio.wait_for(done.wait(), timeout=600)
+        await asyncio.gather(*(socket.close() for socket in sockets))
+        await asyncio.gather(*listeners, return_exceptions=True)
+        return {"arrivals": arrivals}
+
+    return uvloop.run(main())

@@ -87,7 +87,9 @@ def open_cluster(settings: ClusterSettings, ws_port: int) -> Cluster:
         from cluster.redis_pubsub import RedisCluster
 
         # a restarted node must not take the pushes its previous life published for itself
-        return RedisCluster(settings.redis_url, node_name, instance=uuid.uuid4().hex)
+        return RedisCluster(
+            settings.redis_url, node_name, instance=uuid.uuid4().hex, presence_ttl_seconds=settings.presence_ttl_seconds
+        )
     return LocalCluster(node_name)
 
 

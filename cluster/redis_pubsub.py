@@ -28,8 +28,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import metrics
+from cluster import redis_presence
 from cluster.envelope import EnvelopeError, decode, encode, origin_prefix
-from routing import Deliver, PresenceChange, PresenceChanged, Rejoined, UserPayload
+from cluster.redis_presence import RedisPresence
+from routing import Deliver, PresenceChanged, Rejoined, UserPayload
 
 log = logging.getLogger(__name__)
 CHANNEL_PREFIX = "realtime:user:"
@@ -40,6 +42,7 @@ CONNECT_TIMEOUT = 2.0
 COMMAND_TIMEOUT = 5.0
 HEALTH_CHECK_SECONDS = 5  # a pub/sub connection silent this long is pinged, so a dead peer is noticed
 RECONNECT_FIRST, RECONNECT_MAX = 0.1, 5.0  # seconds between reconnection attempts, doubling
+PRESENCE_CHANNEL = redis_presence.CHANNEL.encode()
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
@@ -61,7 +64,7 @@ def user_of(channel: bytes | str) -> int | None:
 class RedisCluster:
     """The Redis backend of `cluster.Cluster`."""
 
-    def __init__(self, url: str, node_name: str, instance: str):
+    def __init__(self, url: str, node_name: str, instance: str, presence_ttl_seconds: float):
         self.node_name = node_name
         self._instance = instance
         self._own_prefix = origin_prefix(instance)  # what this process publishes comes back on its channels
@@ -83,14 +86,18 @@ class RedisCluster:
         self._outage_reported = False
         self._deliver: Deliver | None = None
         self._rejoined: Rejoined | None = None
-        self._presence_changed: PresenceChanged | None = None
         self._greenlets: list[gevent.Greenlet] = []
+        self._presence = RedisPresence(self._publisher_client, instance, presence_ttl_seconds, lambda: self._up)
 
     # ------------------------------------------------------------ Cluster
 
     def start(self, deliver: Deliver, rejoined: Rejoined, presence_changed: PresenceChanged) -> None:
-        self._deliver, self._rejoined, self._presence_changed = deliver, rejoined, presence_changed
-        self._greenlets = [gevent.spawn(self._subscriber), gevent.spawn(self._publisher)]
+        self._deliver, self._rejoined = deliver, rejoined
+        self._greenlets = [
+            gevent.spawn(self._subscriber),
+            gevent.spawn(self._publisher),
+            self._presence.start(presence_changed),
+        ]
 
     def subscribe(self, user_id: int) -> None:
         self._wanted.add(user_id)
@@ -160,14 +167,13 @@ class RedisCluster:
         return connected
 
     def set_present(self, user_ids: Sequence[int]) -> None:
-        """Until presence is shared through Redis: each node's own users only."""
-        self._presence_changed([PresenceChange(user_id, True) for user_id in user_ids], True)
+        self._presence.set_present(user_ids)
 
     def set_absent(self, absences: Sequence[tuple[int, int]]) -> None:
-        self._presence_changed([PresenceChange(user_id, False, closed_at) for user_id, closed_at in absences], True)
+        self._presence.set_absent(absences)
 
     def present_among(self, user_ids: Iterable[int]) -> set[int]:
-        return set()
+        return self._presence.present_among(user_ids)
 
     def status(self) -> str:
         return "ok" if self._up else "degraded"
@@ -200,7 +206,7 @@ class RedisCluster:
     def _resubscribe(self) -> None:
         """Connect, and subscribe to this node's channel and every connected user's."""
         self._changes.clear()
-        channels = [self._node_channel, *map(channel_of, self._wanted)]
+        channels = [self._node_channel, redis_presence.CHANNEL, *map(channel_of, self._wanted)]
         for start in range(0, len(channels), NUMSUB_BATCH):
             self._pubsub.subscribe(*channels[start : start + NUMSUB_BATCH])
 
@@ -231,6 +237,10 @@ class RedisCluster:
             self._pubsub.subscribe(*added)
 
     def _on_message(self, message: dict[str, Any]) -> None:
+        if message["channel"] == PRESENCE_CHANNEL:
+            if message["type"] == "message":
+                self._presence.on_message(message["data"])
+            return
         user_id = user_of(message["channel"])
         if user_id is None:
             return
@@ -254,6 +264,7 @@ class RedisCluster:
         """Log each change once: connected, or unreachable (and then, until it is back, only at debug level)."""
         if up and not self._up:
             log.info("cluster: connected to Redis as node %s, %d users subscribed", self.node_name, len(self._wanted))
+            self._presence.reconnected()
             if self._outage_reported:
                 self._rejoined()
             self._outage_reported = False

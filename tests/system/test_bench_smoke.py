@@ -47,6 +47,9 @@ def test_quick_bench_drives_both_servers_without_losing_anything(tmp_path: Path)
     assert_chat_intact(ours)
     assert ours["idle"]["alive_after_hold"] == ours["idle"]["sockets"]
     assert ours["mixed"]["lost"] == 0
+    # every watcher saw every change of presence (the bench waits for each); the reference has no presence
+    assert ours["presence"]["cycles"] == 2 and ours["presence"]["max_online_last_watcher_s"] > 0
+    assert "presence" not in report["results"]["reference"]
 
 
 @pytest.mark.skipif(shutil.which("redis-server", path=f"{os.environ['PATH']}:/usr/bin") is None, reason="needs Redis")
