@@ -124,6 +124,12 @@ class GraceEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordDepartures:
+    """Router (ask): the node is shutting down, and no grace period will end: record now the lastSeen of every user
+    present here (a user who comes back elsewhere is simply present again)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectedCount:
     """Router (ask): (users, sockets) connected to this node."""
 

@@ -9,7 +9,16 @@ from typing import Any, Sequence
 import pykka
 
 import metrics
-from actors.messages import Broadcast, CatchUp, CloseAll, ConnectedCount, FromCluster, PresenceUpdate, ToUser
+from actors.messages import (
+    Broadcast,
+    CatchUp,
+    CloseAll,
+    ConnectedCount,
+    FromCluster,
+    PresenceUpdate,
+    RecordDepartures,
+    ToUser,
+)
 from actors.notifications import NotificationActor
 from actors.rate_limit import SendLimiters, SendRates
 from actors.router import RouterActor
@@ -143,7 +152,11 @@ class Node:
         self.router.tell(Broadcast(CloseAll(CloseCode.GOING_AWAY, "server shutting down")))
         self.delivery_writer.close(max(0.1, deadline - time.monotonic()))
         self.summary_reader.close(0.1)
-        self.last_seen_writer.close(0.1)
+        try:
+            self.router.ask(RecordDepartures(), timeout=max(0.1, deadline - time.monotonic()))
+        except pykka.Timeout:
+            log.warning("shutdown: lastSeen of the users still here not recorded")
+        self.last_seen_writer.close(max(0.1, deadline - time.monotonic()))
         pykka.ActorRegistry.stop_all(block=True, timeout=max(0.1, deadline - time.monotonic()))
         self.cluster.close()
 

@@ -21,6 +21,7 @@ from actors.messages import (
     NotifyUsers,
     PresenceUpdate,
     PresentAmong,
+    RecordDepartures,
     ToUser,
     WatchedPresence,
     WatchList,
@@ -108,6 +109,10 @@ class RouterActor(GeventActor):
                 return frozenset(u for u in user_ids if u in self._routes or u in self._in_grace)
             case GraceEnded(user_id=user_id, closed_at=closed_at):
                 self._end_grace(user_id, closed_at)
+            case RecordDepartures():
+                now = int(time.time() * 1000)
+                in_grace = [(user_id, closed_at) for user_id, (closed_at, _) in self._in_grace.items()]
+                self._record_last_seen([*((user_id, now) for user_id in self._routes), *in_grace])
             case _:
                 log.warning("router: unexpected message %r", message)
         return None

@@ -145,6 +145,23 @@ def test_offline_is_pushed_a_grace_period_after_the_last_close_with_last_seen(se
         assert watch(client, watched) == [offline]  # the stored lastSeen, in a later answer
 
 
+def test_a_user_connected_when_the_service_stops_is_offline_afterwards_with_the_stop_as_last_seen(
+    make_server: ServerFactory,
+) -> None:
+    server = make_server(PRESENCE_ENV).start()
+    watcher, watched = server.add_users(2)
+    follow(server, watcher, watched)
+    with server.connect(watched) as page:
+        stopped = time.time()
+        assert server.stop() == 0
+        assert page.expect_close() == CloseCode.GOING_AWAY
+    server.start()
+    with server.connect(watcher) as client:
+        (entry,) = watch(client, watched)
+    assert entry["online"] is False
+    assert stopped - 1 <= epoch(entry["lastSeen"]) <= time.time()
+
+
 def test_a_reload_within_the_grace_period_pushes_no_offline(server: ServerProcess) -> None:
     watcher, watched, marker = server.add_users(3)
     follow(server, watcher, watched, marker)
