@@ -139,9 +139,12 @@ def send(sender: Client, to: int, content: str, client_msg_id: str) -> dict[str,
 def test_chat_across_nodes_reaches_every_socket_with_sent_delivered_read(nodes: list[ServerProcess]) -> None:
     n1, n2, n3 = nodes
     alice_id, bob_id = n1.add_users(2)
-    with n1.connect(alice_id) as alice, n2.connect(alice_id) as alice_tab, n2.connect(
-        bob_id
-    ) as bob, n3.connect(bob_id) as bob_phone:
+    with (
+        n1.connect(alice_id) as alice,
+        n2.connect(alice_id) as alice_tab,
+        n2.connect(bob_id) as bob,
+        n3.connect(bob_id) as bob_phone,
+    ):
         sent = send(alice, bob_id, "hello from node 1", "x-1")
         expected = message_frame(sent, alice_id, "hello from node 1")
         assert bob.expect("message", messageId=sent["messageId"]) == expected
@@ -165,9 +168,12 @@ def test_sockets_of_one_user_on_three_nodes_each_get_every_frame(nodes: list[Ser
     n1, n2, n3 = nodes
     user_id, sender_id, liker_id = n1.add_users(3)
     post_id = post_of(n1, user_id)
-    with n2.connect(sender_id) as sender, n1.connect(user_id) as first, n2.connect(user_id) as second, n3.connect(
-        user_id
-    ) as third:
+    with (
+        n2.connect(sender_id) as sender,
+        n1.connect(user_id) as first,
+        n2.connect(user_id) as second,
+        n3.connect(user_id) as third,
+    ):
         sockets = (first, second, third)
         sent = send(sender, user_id, "to all of your sockets", "s-1")
         for socket in sockets:
@@ -209,6 +215,26 @@ def test_typing_on_one_node_reaches_every_socket_of_the_recipient_on_the_others_
         bob.send({"type": "history", "with": alice_id})
         assert bob.expect("history")["messages"] == []
         assert_no_more([alice], "typing")
+
+
+def test_a_deletion_on_one_node_reaches_both_users_sockets_on_the_others_and_every_node_reads_it_deleted(
+    nodes: list[ServerProcess],
+) -> None:
+    n1, n2, n3 = nodes
+    alice_id, bob_id = n1.add_users(2)
+    with n1.connect(alice_id) as alice, n3.connect(alice_id) as alice_phone, n2.connect(bob_id) as bob:
+        sent = send(alice, bob_id, "take this back", "d-1")
+        bob.expect("message", messageId=sent["messageId"])
+        alice.send({"type": "message_delete", "messageId": sent["messageId"]})
+        message_id = sent["messageId"]
+        deleted = [socket.expect("message_deleted", messageId=message_id) for socket in (alice, alice_phone, bob)]
+        assert all(frame == deleted[0] for frame in deleted)
+
+        with n3.connect(bob_id) as bob_tablet:  # the inbox and history are the database's, on any node
+            bob_tablet.send({"type": "conversations"})
+            [entry] = bob_tablet.expect("conversations")["conversations"]
+            assert entry["with"] == alice_id and entry["lastMessage"]["messageId"] == message_id
+            assert entry["lastMessage"]["deleted"] is True and entry["lastMessage"]["content"] == ""
 
 
 # ---------------------------------------------------------------- notifications across nodes
