@@ -303,9 +303,13 @@
       this.changed(this.openWith);
     }
 
-    /** Typing in the composer: `typing` now and then every few seconds while it goes on. */
+    /** Typing in the composer: `typing` now and then every few seconds while it goes on; emptied, it stopped. */
     onComposing() {
-      if (this.openWith === null || $("composer-input").value.trim() === "") return;
+      if (this.openWith === null) return;
+      if ($("composer-input").value.trim() === "") {
+        this.stopTyping();
+        return;
+      }
       const now = Date.now();
       const sent = this.typingSent;
       if (sent && sent.to === this.openWith && now - sent.at < TYPING_RENEW_MS) return;
@@ -589,6 +593,7 @@
       this.renderTyping();
       if (this.openWith === null) {
         $("chat-title").replaceChildren("Pick a conversation");
+        $("chat-title").dataset.presence = "unknown";
         $("blocked-notice").hidden = true;
         container.append(element("p", "empty chat-placeholder", "Choose a conversation, or start a new one."));
         return;
