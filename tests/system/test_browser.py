@@ -34,10 +34,12 @@ from tests.helpers.browser import (
     save_screenshot,
 )
 from tests.helpers.server import REPO_ROOT, ServerFactory, ServerProcess
+from web.demo import DEMO_BLOCKS
 
 RECONNECT_TIMEOUT_MS = 45_000  # a restart, then backoff attempts of up to 4 s, then the resend
 TYPING_SHOWN_S = 6  # how long the page shows a `typing` that is not renewed
 PHONE = {"width": 390, "height": 844}
+NO_BLOCKS_CACHE = {"REALTIME_DATABASE_BLOCKS_CACHE_SECONDS": "0"}  # a block or unblock takes effect at once
 
 
 @pytest.fixture
@@ -314,17 +316,23 @@ def test_deleting_ones_own_message_shows_message_deleted_on_both_pages(
 
 @needs_chromium
 def test_a_message_to_a_user_who_blocked_the_sender_shows_that_this_user_does_not_accept_messages(
-    demo_server: ServerProcess, new_context: ContextFactory
+    make_server: ServerFactory, new_context: ContextFactory
 ) -> None:
-    demo_server.block(BOB, ALICE)  # before anything reads bob's blocks, so no cached read predates it
-    alice = DemoPage(new_context(), demo_server, ALICE, with_user=BOB)
-    notice = alice.page.locator("#blocked-notice")
+    server = make_server(NO_BLOCKS_CACHE).start("--demo")
+    [(erin, dave)] = DEMO_BLOCKS  # the demo's own block: erin has blocked dave
+    page = DemoPage(new_context(), server, dave, with_user=erin)
+    notice = page.page.locator("#blocked-notice")
     expect(notice).to_be_hidden()
-    alice.send("can you hear me")
-    expect(alice.bubbles("can you hear me")).to_have_attribute("data-status", "failed")
-    expect(notice).to_have_text("bob does not accept messages from you.")
-    expect(alice.conversation(BOB).locator(".conversation-preview")).to_have_text("Does not accept your messages")
-    alice.assert_no_errors()
+    page.send("can you hear me")
+    expect(page.bubbles("can you hear me")).to_have_attribute("data-status", "failed")
+    expect(notice).to_have_text("erin does not accept messages from you.")
+    expect(page.conversation(erin).locator(".conversation-preview")).to_have_text("Does not accept your messages")
+
+    server.unblock(erin, dave)  # at once, without a cache: the next message goes through and the notice goes
+    page.send("and now?")
+    expect(page.bubbles("and now?")).to_have_attribute("data-status", "sent")
+    expect(notice).to_be_hidden()
+    page.assert_no_errors()
 
 
 @needs_chromium
