@@ -14,6 +14,7 @@
   const STATUS_LABEL = { pending: "Sending…", sent: "Sent", delivered: "Delivered", read: "Read", failed: "Not sent" };
   const HISTORY_PAGE = 50;
   const INBOX_PAGE = 50;
+  const WATCH_MAX = 200; // the contract's limit on a `watch` list: the most recent conversations' peers
   const TYPING_SHOWN_MS = 6000; // the contract: show `typing` for about 6 s unless renewed
   const TYPING_RENEW_MS = 3000; // renew while typing, above the server's one-per-2-s limit
   const NOTIFICATION_PAGE = 30;
@@ -269,6 +270,7 @@
         if (message.messageId == null && fields.messageId != null) message.messageId = fields.messageId;
         if (byId && byId !== message) message.status = laterStatus(message.status, byId.status);
         message.status = laterStatus(message.status, fields.status);
+        if (fields.deleted) Object.assign(message, { deleted: true, content: "" }); // deleted while the page was away
       }
       if (message.messageId != null) this.byMessageId.set(message.messageId, message);
       if (message.clientMsgId != null) this.byClientMsgId.set(message.clientMsgId, message);
@@ -477,9 +479,9 @@
       if (partner === this.openWith) this.renderChat();
     }
 
-    /** Watch the inbox's peers: the server keeps one list per socket, so it is sent only when it changes. */
-    watchPeers() {
-      const peers = Array.from(this.conversations.keys()).sort((a, b) => a - b);
+    /** Watch these peers: the server keeps one list per socket, so it is sent only when it changes. */
+    watchPeers(peers) {
+      peers.sort((a, b) => a - b);
       const key = peers.join(",");
       if (key === this.watched) return;
       this.watched = key;
@@ -574,7 +576,7 @@
         list.append(item);
       }
       $("inbox-empty").hidden = entries.length > 0;
-      this.watchPeers(); // the inbox's peers are the ones whose presence the page shows
+      this.watchPeers(entries.slice(0, WATCH_MAX).map(([partner]) => partner)); // whose presence the page shows
     }
 
     previewOf(partner, conversation) {
