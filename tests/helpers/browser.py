@@ -19,7 +19,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 EXPECT_TIMEOUT_MS = 15_000  # how long an expectation on the page may take to come true
-ALICE, BOB, CAROL = 1, 2, 3  # demo users; post 10N belongs to user N
+ALICE, BOB, CAROL, DAVE = 1, 2, 3, 4  # demo users; post 10N belongs to user N
 
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (scripts/install-system-deps.sh chromium installs it)"
@@ -55,6 +55,15 @@ class DemoPage:
     def body(self) -> Locator:
         return self.page.locator("body")
 
+    @property
+    def typing_line(self) -> Locator:
+        return self.page.locator("#typing-line")
+
+    @property
+    def inbox_names(self) -> Locator:
+        """The inbox's peer names, in the order shown."""
+        return self.page.locator(".conversation .conversation-name")
+
     def expect_connected(self, timeout: float = EXPECT_TIMEOUT_MS) -> None:
         expect(self.state).to_have_attribute("data-state", "connected", timeout=timeout)
 
@@ -67,6 +76,13 @@ class DemoPage:
     def send(self, text: str) -> None:
         self.page.locator("#composer-input").fill(text)
         self.page.locator("#composer-input").press("Enter")
+
+    def unread(self, user_id: int) -> Locator:
+        """The unread badge of the inbox entry of `user_id`."""
+        return self.conversation(user_id).locator(".unread-count")
+
+    def bubble(self, message_id: int) -> Locator:
+        return self.page.locator(f'.message[data-message-id="{message_id}"]')
 
     def bubbles(self, text: str) -> Locator:
         """The chat pane's messages with exactly this text."""

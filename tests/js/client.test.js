@@ -232,6 +232,27 @@ test("markRead, deleteMessage and markNotificationRead send their frames only wh
   ]);
 });
 
+test("watch() sends its list now or on connect, again after every reconnect, and presence is one event per frame", async (t) => {
+  const { client, sockets } = makeClient(t);
+  client.watch([2, 3]);
+  client.connect();
+  const socket = await sockets.at(0);
+  await connected(client, socket);
+  assert.deepEqual(socket.sentOfType("watch"), [{ type: "watch", userIds: [2, 3] }]);
+  client.watch(new Set([4]));
+  assert.deepEqual(socket.sentOfType("watch").slice(-1), [{ type: "watch", userIds: [4] }]);
+
+  const users = [{ userId: 4, online: true, lastSeen: null }];
+  const presence = nextEvent(client, "presence");
+  socket.receive({ type: "presence", users });
+  assert.deepEqual((await presence)[0], users);
+
+  socket.drop(1006);
+  const again = await sockets.at(1);
+  await connected(client, again);
+  assert.deepEqual(again.sentOfType("watch"), [{ type: "watch", userIds: [4] }]);
+});
+
 test("a socket that never authenticates is given up on and retried", async (t) => {
   const { client, sockets } = makeClient(t, { connectTimeoutMs: 5 });
   client.connect();

@@ -15,16 +15,31 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.helpers.browser import ALICE, BOB, CAROL, ContextFactory, DemoPage, needs_chromium, notify, save_screenshot
+from tests.helpers.browser import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    ContextFactory,
+    DemoPage,
+    needs_chromium,
+    notify,
+    save_screenshot,
+)
 from tests.helpers.server import REPO_ROOT, ServerFactory, ServerProcess
+from web.demo import DEMO_BLOCKS
 
 RECONNECT_TIMEOUT_MS = 45_000  # a restart, then backoff attempts of up to 4 s, then the resend
+TYPING_SHOWN_S = 6  # how long the page shows a `typing` that is not renewed
+PHONE = {"width": 390, "height": 844}
+NO_BLOCKS_CACHE = {"REALTIME_DATABASE_BLOCKS_CACHE_SECONDS": "0"}  # a block or unblock takes effect at once
 
 
 @pytest.fixture
@@ -205,6 +220,179 @@ def test_with_two_tabs_of_one_user_exactly_one_alerts_and_the_other_takes_over_w
     expect(second.badge).to_have_text("2")
     expect(second.body).to_have_attribute("data-alerts", "1")
     second.assert_no_errors()
+
+
+# ---------------------------------------------------------------- the social chat on the demo page
+
+
+@needs_chromium
+def test_the_inbox_lists_conversations_latest_first_with_unread_badges_updated_live(
+    demo_server: ServerProcess, new_context: ContextFactory
+) -> None:
+    with demo_server.connect(ALICE) as alice, demo_server.connect(CAROL) as carol:
+        for sender, content in ((alice, "alice one"), (alice, "alice two"), (carol, "carol one")):
+            sender.message(BOB, content)
+            sender.expect("message_sent")
+        bob = DemoPage(new_context(), demo_server, BOB)
+        expect(bob.inbox_names).to_have_text(["carol", "alice"])
+        expect(bob.unread(CAROL)).to_have_text("1")
+        expect(bob.unread(ALICE)).to_have_text("2")
+
+        alice.message(BOB, "alice three")
+        expect(bob.inbox_names).to_have_text(["alice", "carol"])
+        expect(bob.unread(ALICE)).to_have_text("3")
+        expect(bob.conversation(ALICE).locator(".conversation-preview")).to_have_text("alice three")
+
+        bob.open_conversation(ALICE)
+        expect(bob.unread(ALICE)).to_be_hidden()
+        alice.expect("message_read", readBy=BOB)
+        # the server has it read too: a new page shows the same counts
+        bob.page.goto(f"http://127.0.0.1:{demo_server.ws_port}/?user={BOB}")
+        bob.expect_connected()
+        expect(bob.unread(CAROL)).to_have_text("1")
+        expect(bob.unread(ALICE)).to_be_hidden()
+
+    # a new conversation with a demo user goes on top
+    bob.page.locator("#new-conversation").select_option(str(DAVE))
+    bob.send("hi dave")
+    expect(bob.bubbles("hi dave")).to_have_attribute("data-status", "sent")
+    expect(bob.inbox_names).to_have_text(["dave", "alice", "carol"])
+    expect(bob.conversation(DAVE).locator(".conversation-preview")).to_have_text("You: hi dave")
+    bob.assert_no_errors()
+
+
+@needs_chromium
+def test_the_typing_line_shows_while_the_peer_types_and_goes_when_it_stops_or_after_6_s(
+    demo_server: ServerProcess, new_context: ContextFactory
+) -> None:
+    alice = DemoPage(new_context(), demo_server, ALICE, with_user=BOB)
+    bob = DemoPage(new_context(), demo_server, BOB, with_user=ALICE)
+    alice.page.locator("#composer-input").press_sequentially("hel")
+    expect(bob.typing_line).to_have_text("alice is typing…")
+    alice.page.locator("#messages").click()  # leaving the composer says `typing: false`
+    expect(bob.typing_line).to_be_hidden()
+
+    # a peer that never says it stopped: the line goes by itself after about 6 s
+    bob.page.locator("#new-conversation").select_option(str(CAROL))
+    with demo_server.connect(CAROL) as carol:
+        carol.send({"type": "typing", "to": BOB})
+        expect(bob.typing_line).to_have_text("carol is typing…")
+        shown = time.monotonic()
+        expect(bob.conversation(CAROL).locator(".conversation-preview")).to_have_text("typing…")
+        expect(bob.typing_line).to_be_hidden(timeout=(TYPING_SHOWN_S + 5) * 1000)
+        assert time.monotonic() - shown >= TYPING_SHOWN_S - 1.5
+        expect(bob.conversation(CAROL).locator(".conversation-preview")).to_have_text("No messages yet")
+    alice.assert_no_errors()
+    bob.assert_no_errors()
+
+
+@needs_chromium
+def test_deleting_ones_own_message_shows_message_deleted_on_both_pages(
+    demo_server: ServerProcess, new_context: ContextFactory
+) -> None:
+    alice = DemoPage(new_context(), demo_server, ALICE, with_user=BOB)
+    bob = DemoPage(new_context(), demo_server, BOB, with_user=ALICE)
+    alice.send("oops, wrong chat")
+    mine = alice.bubbles("oops, wrong chat")
+    expect(mine).to_have_attribute("data-status", "read")
+    message_id = int(mine.get_attribute("data-message-id") or 0)
+    expect(bob.bubble(message_id).locator(".message-text")).to_have_text("oops, wrong chat")
+    expect(bob.bubble(message_id).locator(".message-delete")).to_have_count(0)  # only the sender may delete
+
+    alice.bubble(message_id).locator(".message-delete").click()
+    for page in (alice, bob):
+        expect(page.bubble(message_id).locator(".message-text")).to_have_text("message deleted")
+        expect(page.bubble(message_id)).to_have_class(re.compile(r"\bdeleted\b"))
+    expect(bob.conversation(ALICE).locator(".conversation-preview")).to_have_text("message deleted")
+    expect(alice.bubble(message_id).locator(".message-delete")).to_have_count(0)
+
+    bob.page.reload()  # history and the inbox say so too
+    bob.expect_connected()
+    expect(bob.bubble(message_id).locator(".message-text")).to_have_text("message deleted")
+    expect(bob.conversation(ALICE).locator(".conversation-preview")).to_have_text("message deleted")
+    alice.assert_no_errors()
+    bob.assert_no_errors()
+
+
+@needs_chromium
+def test_a_message_to_a_user_who_blocked_the_sender_shows_that_this_user_does_not_accept_messages(
+    make_server: ServerFactory, new_context: ContextFactory
+) -> None:
+    server = make_server(NO_BLOCKS_CACHE).start("--demo")
+    [(erin, dave)] = DEMO_BLOCKS  # the demo's own block: erin has blocked dave
+    page = DemoPage(new_context(), server, dave, with_user=erin)
+    notice = page.page.locator("#blocked-notice")
+    expect(notice).to_be_hidden()
+    page.send("can you hear me")
+    expect(page.bubbles("can you hear me")).to_have_attribute("data-status", "failed")
+    expect(notice).to_have_text("erin does not accept messages from you.")
+    expect(page.conversation(erin).locator(".conversation-preview")).to_have_text("Does not accept your messages")
+
+    server.unblock(erin, dave)  # at once, without a cache: the next message goes through and the notice goes
+    page.send("and now?")
+    expect(page.bubbles("and now?")).to_have_attribute("data-status", "sent")
+    expect(notice).to_be_hidden()
+    page.assert_no_errors()
+
+
+@needs_chromium
+def test_at_390_px_inbox_and_chat_take_turns_nothing_overflows_and_the_bell_stays_visible(
+    demo_server: ServerProcess, new_context: ContextFactory
+) -> None:
+    alice = DemoPage(new_context(viewport=PHONE), demo_server, ALICE)
+    page = alice.page
+    bell = page.locator("#bell")
+
+    def assert_fits() -> None:
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        expect(bell).to_be_in_viewport(ratio=1)
+
+    expect(page.locator(".sidebar")).to_be_visible()
+    expect(page.locator("#chat")).to_be_hidden()
+    assert_fits()
+
+    page.locator("#new-conversation").select_option(str(BOB))
+    expect(page.locator("#chat")).to_be_visible()
+    expect(page.locator(".sidebar")).to_be_hidden()
+    alice.send("a sentence long enough to wrap over several lines of a phone " + "unbroken" * 12)
+    expect(page.locator(".message.mine")).to_have_attribute("data-status", "sent")
+    assert_fits()
+    chat = page.locator("#messages").bounding_box()
+    assert chat is not None and chat["width"] >= PHONE["width"] - 40, chat  # not one word per line
+
+    bell.click()
+    panel = page.locator("#notification-panel")
+    expect(panel).to_be_in_viewport(ratio=1)
+    assert_fits()
+    save_screenshot(page, "demo-page-390px-chat.png")
+    bell.click()
+
+    page.locator("#back").click()
+    expect(page.locator(".sidebar")).to_be_visible()
+    expect(alice.conversation(BOB).locator(".conversation-preview")).to_contain_text("You: a sentence")
+    assert_fits()
+    save_screenshot(page, "demo-page-390px-inbox.png")
+    alice.assert_no_errors()
+
+
+@needs_chromium
+def test_a_peers_dot_turns_online_when_it_opens_the_page_and_offline_after_the_grace(
+    make_server: ServerFactory, new_context: ContextFactory
+) -> None:
+    server = make_server({"REALTIME_PRESENCE_GRACE_SECONDS": "1"}).start("--demo")
+    alice = DemoPage(new_context(), server, ALICE, with_user=BOB)
+    entry = alice.conversation(BOB)
+    seen = alice.page.locator("#chat-title .chat-seen")
+    expect(entry).to_have_attribute("data-presence", "offline")
+
+    bob = DemoPage(new_context(), server, BOB)
+    expect(entry).to_have_attribute("data-presence", "online")
+    expect(seen).to_have_text("online")
+
+    bob.page.close()
+    expect(entry).to_have_attribute("data-presence", "offline")
+    expect(seen).to_have_text(re.compile(r"^last seen "))
+    alice.assert_no_errors()
 
 
 # ---------------------------------------------------------------- unit tests of the client, in Node

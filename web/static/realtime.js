@@ -200,6 +200,8 @@
    *   message (frame)        a chat message, each messageId once
    *   sent, delivered, read  the receipts `message_sent`, `message_delivered`, `message_read`
    *   deleted (frame)        `message_deleted`: messageId, deletedAt (a message either side sent is gone)
+   *   typing (frame)         `typing`: from, typing (show it for about 6 s unless renewed)
+   *   presence (users)       the `presence` list {userId, online, lastSeen}: the answer to `watch`, then one entry per change
    *   notification (frame), notificationRead (frame), notifications (list)
    *   failed ({clientMsgId, to, content, error})  the server refused a message for good
    *   error (frame)          every `error` frame
@@ -237,6 +239,7 @@
       this._heardSincePing = false;
       this._waiting = { history: [], notifications: [], conversations: [] }; // answers come in request order, per type
       this._seenMessages = new RecentIds(SEEN_MESSAGES_KEPT);
+      this._watched = null; // the last `watch` list, sent again on every new socket (the server keeps it per socket)
     }
 
     get connected() {
@@ -295,6 +298,15 @@
     /** Delete one of this user's own messages, for both sides. False when not connected. */
     deleteMessage(messageId) {
       return this._sendIfConnected({ type: "message_delete", messageId });
+    }
+
+    /**
+     * Receive `presence` for these users (at most 200; replaces the previous list). Kept and sent again
+     * after every reconnect, so it may be called before connecting.
+     */
+    watch(userIds) {
+      this._watched = Array.from(userIds);
+      this._sendIfConnected({ type: "watch", userIds: this._watched });
     }
 
     /** Mark one notification read, or all of them with "all". False when not connected. */
@@ -377,6 +389,7 @@
       this._startHeartbeat();
       this._setState("connected");
       for (const entry of this.outbox.pending()) this._sendFrame(messageFrame(entry));
+      if (this._watched !== null) this._sendFrame({ type: "watch", userIds: this._watched });
       this.emit("connected", frame);
     }
 
@@ -436,6 +449,9 @@
           break;
         case "typing":
           this.emit("typing", frame);
+          break;
+        case "presence":
+          this.emit("presence", frame.users);
           break;
         case "history":
           this._answer("history", frame.messages);
