@@ -4,6 +4,7 @@ moves (attach a socket, hand it a frame). Every wait is on an event, with a time
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any, Callable
 
 import gevent
@@ -13,6 +14,7 @@ from gevent.event import Event
 
 from actors import Node
 from actors.messages import AttachSocket, ClientFrame
+from settings import Settings, load_settings
 
 TIMEOUT = 5.0  # seconds any one expected event may take
 _transport_ids = itertools.count(1)
@@ -90,3 +92,14 @@ def connect(node: Node, user_id: int, transport: FakeTransport | None = None) ->
 
 def send(actor: pykka.ActorRef, transport: FakeTransport, **frame: Any) -> None:
     actor.tell(ClientFrame(transport, orjson.dumps(frame).decode()))
+
+
+def unit_settings(folder: Path, **environ: str) -> Settings:
+    """The defaults, with a test secret, SQLite in `folder`, and these REALTIME_* overrides (no config file read)."""
+    empty = folder / "empty.ini"
+    empty.write_text("", encoding="utf-8")
+    defaults = {
+        "REALTIME_AUTH_SECRET": "unit-test-secret-0123456789abcdef",
+        "REALTIME_DATABASE_PATH": str(folder / "realtime.sqlite3"),
+    }
+    return load_settings(empty, environ={**defaults, **environ})

@@ -14,6 +14,7 @@ import json
 import statistics
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from tests.helpers.client import Client
@@ -147,7 +148,7 @@ class Flooder:
             self.finished.set()
 
 
-def read_until_closed(socket: RawSocket, timeout: float) -> tuple[list[dict[str, Any]], int | None, float, float]:
+def _read_until_closed(socket: RawSocket, timeout: float) -> tuple[list[dict[str, Any]], int | None, float, float]:
     """Read everything (so the server's writes never wait on this socket) until the server ends the connection:
     (the text frames, the close code, when the close frame came, when the connection ended), times monotonic."""
     texts: list[dict[str, Any]] = []
@@ -161,3 +162,33 @@ def read_until_closed(socket: RawSocket, timeout: float) -> tuple[list[dict[str,
                 close_code, closed_at = int.from_bytes(payload[:2], "big"), time.monotonic()
     except (EOFError, ConnectionResetError):  # a reset: the server cut a peer still sending (web.ws.transport)
         return texts, close_code, closed_at, time.monotonic()
+
+
+@dataclass(frozen=True)
+class Flood:
+    """What a flooding attacker saw: every text frame, the close code, and the times (seconds)."""
+
+    texts: list[dict[str, Any]]
+    close_code: int | None
+    closed_after: float  # from the first frame sent to the server's close frame
+    ended_after: float  # from the close frame to the end of the TCP connection
+    sent: int  # frames the attacker sent
+
+    def assert_closed(self, code: int, close_deadline: float, tcp_deadline: float) -> None:
+        """Closed with `code` within `close_deadline`, and the connection gone within `tcp_deadline` after."""
+        assert self.close_code == code, (self.close_code, self.texts[-3:])
+        assert self.closed_after < close_deadline, f"{code} after {self.closed_after:.1f} s"
+        assert self.ended_after < tcp_deadline, f"TCP still open {self.ended_after:.1f} s after the {code}"
+
+
+def flood(server: ServerProcess, attacker_id: int, frames: list[bytes], seconds: float, timeout: float) -> Flood:
+    """Connect as `attacker_id` and send `frames` as fast as the socket takes them for at most `seconds`, reading
+    everything until the server ends the connection (at most `timeout` between two frames)."""
+    with RawSocket(server.ws_port) as attacker:
+        attacker.connect(server, attacker_id)
+        flooder = Flooder(attacker, frames, seconds)
+        started = time.monotonic()
+        flooder.start()
+        texts, close_code, closed_at, ended_at = _read_until_closed(attacker, timeout)
+        assert flooder.finished.wait(seconds + 5)
+    return Flood(texts, close_code, closed_at - started, ended_at - closed_at, flooder.sent)

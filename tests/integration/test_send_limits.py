@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 
 from settings import SCHEMA
-from tests.helpers.attack import Bystander, Flooder, assert_rss_growth_bounded, read_until_closed, rss_kib
+from tests.helpers.attack import Bystander, assert_rss_growth_bounded, flood, rss_kib
 from tests.helpers.server import ServerProcess
-from tests.helpers.wire import RawSocket, json_frame
+from tests.helpers.wire import json_frame
 
 ATTACK_SECONDS = 3.0  # the flooder sends for at most this long
 CLOSE_DEADLINE = 5.0  # seconds from the first frame to the 4429
@@ -41,24 +41,18 @@ def test_a_script_flooding_messages_is_refused_then_closed_with_4429_stores_its_
     log_lines_before = len(server.log_path.read_text(errors="replace").splitlines())
     memory_before = rss_kib(server.process.pid)
 
-    with Bystander(server, bystander_id) as bystander, RawSocket(server.ws_port) as attacker:
-        attacker.connect(server, attacker_id)
-        flooder = Flooder(attacker, frames, ATTACK_SECONDS)
-        started = time.monotonic()
-        flooder.start()
-        texts, close_code, closed_at, ended_at = read_until_closed(attacker, CLOSE_DEADLINE + TCP_DEADLINE)
-        assert flooder.finished.wait(ATTACK_SECONDS + 5)
+    with Bystander(server, bystander_id) as bystander:
+        attack = flood(server, attacker_id, frames, ATTACK_SECONDS, CLOSE_DEADLINE + TCP_DEADLINE)
 
-    assert close_code == 4429, (close_code, texts[-3:])
-    assert closed_at - started < CLOSE_DEADLINE, f"4429 after {closed_at - started:.1f} s"
-    assert ended_at - closed_at < TCP_DEADLINE, f"TCP still open {ended_at - closed_at:.1f} s after the 4429"
+    attack.assert_closed(4429, CLOSE_DEADLINE, TCP_DEADLINE)
+    texts = attack.texts
     refused = [frame for frame in texts if frame["type"] == "error"]
     acknowledged = [frame for frame in texts if frame["type"] == "message_sent"]
     assert refused and {frame["code"] for frame in refused} == {"rate_limited"}
     assert refused[0]["ref"]["type"] == "message" and refused[0]["ref"]["clientMsgId"].startswith("flood-")
     # at most the message burst, plus what the rate refilled while the attack lasted
     stored, _ = _stored(server, attacker_id)
-    allowed = DEFAULT["message_burst"] + DEFAULT["messages_per_second"] * (closed_at - started)
+    allowed = DEFAULT["message_burst"] + DEFAULT["messages_per_second"] * attack.closed_after
     # (those stored after the close was queued are not acknowledged: the client sends them again, idempotently)
     assert len(acknowledged) <= stored <= allowed, (len(acknowledged), stored, allowed)
     assert stored >= DEFAULT["message_burst"]  # the burst itself is served
@@ -68,12 +62,12 @@ def test_a_script_flooding_messages_is_refused_then_closed_with_4429_stores_its_
     over_limit = [line for line in new_lines if "over the rate limit" in line]
     assert len(over_limit) == 1, over_limit[:5]
     assert len(new_lines) < 20, new_lines[:20]
-    assert flooder.sent > len(texts), "the flood went on after the close"
+    assert attack.sent > len(texts), "the flood went on after the close"
     bystander.assert_served()
     assert_rss_growth_bounded(server, memory_before)
     print(
-        f"flood: {flooder.sent} frames sent, {stored} stored, {len(refused)} refused,"
-        f" 4429 after {closed_at - started:.2f} s, TCP closed {ended_at - closed_at:.2f} s later,"
+        f"flood: {attack.sent} frames sent, {stored} stored, {len(refused)} refused,"
+        f" 4429 after {attack.closed_after:.2f} s, TCP closed {attack.ended_after:.2f} s later,"
         f" {len(new_lines)} log lines, bystander p99 {bystander.p99() * 1000:.1f} ms,"
         f" server peak growth {(rss_kib(server.process.pid, 'VmHWM') - memory_before) / 1024:.1f} MiB"
     )

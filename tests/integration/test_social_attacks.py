@@ -13,9 +13,9 @@ import pytest
 
 from settings import SCHEMA
 from storage import MessageDraft
-from tests.helpers.attack import Bystander, Flooder, assert_rss_growth_bounded, read_until_closed, rss_kib
+from tests.helpers.attack import Bystander, assert_rss_growth_bounded, flood, rss_kib
 from tests.helpers.server import ServerProcess
-from tests.helpers.wire import RawSocket, json_frame
+from tests.helpers.wire import json_frame
 
 ATTACK_SECONDS = 3.0  # the flooder sends for at most this long
 CLOSE_DEADLINE = 5.0  # seconds from the first frame to the 4429
@@ -58,49 +58,42 @@ def full_inbox_pages(server: ServerProcess, attacker: int, partner: int) -> list
 FLOODS = [typing_on_and_off, typing_to_everyone, deleting_others_messages, full_inbox_pages]
 
 
-@pytest.mark.parametrize("flood", FLOODS, ids=lambda flood: flood.__name__)
+@pytest.mark.parametrize("flooding", FLOODS, ids=lambda flooding: flooding.__name__)
 def test_a_script_flooding_a_social_frame_is_refused_then_closed_with_4429_and_costs_little(
-    server: ServerProcess, flood: Frames
+    server: ServerProcess, flooding: Frames
 ) -> None:
     attacker_id, partner_id, bystander_id = server.add_users(3)
-    frames = flood(server, attacker_id, partner_id)
+    frames = flooding(server, attacker_id, partner_id)
     memory_before = rss_kib(server.process.pid)
 
     with Bystander(server, bystander_id) as bystander, server.connect(partner_id) as partner:
-        with RawSocket(server.ws_port) as attacker:
-            attacker.connect(server, attacker_id)
-            flooder = Flooder(attacker, frames, ATTACK_SECONDS)
-            started = time.monotonic()
-            flooder.start()
-            texts, close_code, closed_at, ended_at = read_until_closed(attacker, CLOSE_DEADLINE + TCP_DEADLINE)
-            assert flooder.finished.wait(ATTACK_SECONDS + 5)
+        attack = flood(server, attacker_id, frames, ATTACK_SECONDS, CLOSE_DEADLINE + TCP_DEADLINE)
         partner.assert_alive()  # after everything the flood made the server send it
         told = [frame for frame in partner.received if frame["type"] == "typing"]
 
-    assert close_code == 4429, (close_code, texts[-3:])
-    assert closed_at - started < CLOSE_DEADLINE, f"4429 after {closed_at - started:.1f} s"
-    assert ended_at - closed_at < TCP_DEADLINE, f"TCP still open {ended_at - closed_at:.1f} s after the 4429"
+    attack.assert_closed(4429, CLOSE_DEADLINE, TCP_DEADLINE)
+    texts = attack.texts
     refused = [frame for frame in texts if frame["type"] == "error" and frame["code"] == "rate_limited"]
     # the user's limits refuse the strikes allowed, then close; when each frame costs the user's actor a query,
     # the socket's own frame limit (checked as frames arrive, before the actor) may close it first
     assert len(refused) in (0, DEFAULT["rate_limit_strikes"] + 1), len(refused)
     served = len([frame for frame in texts if frame["type"] != "message"]) - len(refused)
-    assert served <= DEFAULT["frame_burst"] + DEFAULT["frames_per_second"] * (closed_at - started)
-    assert_answers(flood, texts)
+    assert served <= DEFAULT["frame_burst"] + DEFAULT["frames_per_second"] * attack.closed_after
+    assert_answers(flooding, texts)
     # one start and one stop per interval reach the partner, however many the attacker sent
     starts = [frame for frame in told if frame["typing"]]
-    assert len(starts) <= 1 + (closed_at - started) / TYPING_INTERVAL, told
+    assert len(starts) <= 1 + attack.closed_after / TYPING_INTERVAL, told
     assert len(told) - len(starts) <= len(starts), told
     bystander.assert_served()
     assert_rss_growth_bounded(server, memory_before)
     print(
-        f"{flood.__name__}: {flooder.sent} frames sent, {served} served, 4429 after {closed_at - started:.2f} s,"
+        f"{flooding.__name__}: {attack.sent} frames sent, {served} served, 4429 after {attack.closed_after:.2f} s,"
         f" partner told {len(told)} typing, bystander p99 {bystander.p99() * 1000:.1f} ms, server peak growth"
         f" {(rss_kib(server.process.pid, 'VmHWM') - memory_before) / 1024:.1f} MiB"
     )
 
 
-def assert_answers(flood: Frames, texts: list[dict[str, Any]]) -> None:
+def assert_answers(flooding: Frames, texts: list[dict[str, Any]]) -> None:
     """What the served frames were answered: typing nothing, a delete its error, a page the full page (the
     messages the attacker had not received yet come first, on connect)."""
     answers = [
@@ -108,9 +101,9 @@ def assert_answers(flood: Frames, texts: list[dict[str, Any]]) -> None:
         for frame in texts
         if frame["type"] != "message" and not (frame["type"] == "error" and frame["code"] == "rate_limited")
     ]
-    if flood in (typing_on_and_off, typing_to_everyone):
+    if flooding in (typing_on_and_off, typing_to_everyone):
         assert answers == []
-    elif flood is deleting_others_messages:
+    elif flooding is deleting_others_messages:
         assert answers and {frame["code"] for frame in answers} == {"forbidden", "not_found"}, answers[:3]
         assert {frame["ref"]["type"] for frame in answers} == {"message_delete"}
     else:

@@ -9,7 +9,6 @@ Redis or kill a node start nodes of their own.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import pytest
@@ -76,15 +75,6 @@ def make_nodes(make_server: ServerFactory) -> NodesFactory:
         return [make_server({**node_env(redis_server, n), **(extra_env or {})}).start() for n in range(1, count + 1)]
 
     return make
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server this test may stop and start again."""
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.kill()
 
 
 # ---------------------------------------------------------------- helpers

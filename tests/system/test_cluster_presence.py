@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -33,15 +32,6 @@ def start_nodes(make_server: ServerFactory, redis_server: RedisServer, count: in
         "REALTIME_PRESENCE_GRACE_SECONDS": str(GRACE),
     }
     return [make_server({**env, "REALTIME_CLUSTER_NODE_NAME": f"node-{n}"}).start() for n in range(1, count + 1)]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server this test may stop and start again."""
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.kill()
 
 
 def watch(socket: Client, user_ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -30,9 +30,9 @@ from cluster import LocalCluster
 from protocol.frames import CloseCode
 from protocol.notify import NotifyRequest
 from routing import DeliverNotification
-from settings import Settings, load_settings
+from settings import Settings
 from storage import BACKLOG_PAGE, MessageDraft, NotificationDraft, Storage, StorageUnavailable, open_storage
-from tests.helpers.actors import TIMEOUT, FakeTransport, connect, send
+from tests.helpers.actors import TIMEOUT, FakeTransport, connect, send, unit_settings
 
 LIKE_WINDOW = 0.2  # [notify] like_group_seconds here
 SOCKETS_PER_USER = 2
@@ -42,16 +42,12 @@ POST = 900
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    empty = tmp_path / "empty.ini"
-    empty.write_text("", encoding="utf-8")
-    environ = {
-        "REALTIME_AUTH_SECRET": "unit-test-secret-0123456789abcdef",
-        "REALTIME_DATABASE_PATH": str(tmp_path / "realtime.sqlite3"),
-        "REALTIME_NOTIFY_LIKE_GROUP_SECONDS": str(LIKE_WINDOW),
-        "REALTIME_NOTIFY_FANOUT_BATCH": "2",  # several batches for a handful of followers
-        "REALTIME_LIMITS_SOCKETS_PER_USER": str(SOCKETS_PER_USER),
-    }
-    return load_settings(empty, environ=environ)
+    return unit_settings(
+        tmp_path,
+        REALTIME_NOTIFY_LIKE_GROUP_SECONDS=str(LIKE_WINDOW),
+        REALTIME_NOTIFY_FANOUT_BATCH="2",  # several batches for a handful of followers
+        REALTIME_LIMITS_SOCKETS_PER_USER=str(SOCKETS_PER_USER),
+    )
 
 
 @pytest.fixture

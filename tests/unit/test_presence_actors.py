@@ -15,9 +15,9 @@ from actors import Node
 from actors.messages import Broadcast, CatchUp, ConnectedCount
 from cluster import LocalCluster
 from routing import PresenceChange
-from settings import Settings, load_settings
+from settings import Settings
 from storage import Storage, open_storage
-from tests.helpers.actors import TIMEOUT, FakeTransport, connect, send
+from tests.helpers.actors import TIMEOUT, FakeTransport, connect, send, unit_settings
 
 ANN, BOB = 1, 2
 OFFLINE = {"userId": BOB, "online": False, "lastSeen": None}
@@ -41,13 +41,7 @@ class DrivenCluster(LocalCluster):
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    empty = tmp_path / "empty.ini"
-    empty.write_text("", encoding="utf-8")
-    environ = {
-        "REALTIME_AUTH_SECRET": "unit-test-secret-0123456789abcdef",
-        "REALTIME_DATABASE_PATH": str(tmp_path / "realtime.sqlite3"),
-    }
-    return load_settings(empty, environ=environ)
+    return unit_settings(tmp_path)
 
 
 @pytest.fixture
