@@ -366,7 +366,7 @@ class UserActor(GeventActor):
     def _typing(self, transport: Transport, command: frames.Typing) -> None:
         """Tell `to` this user is typing, at most once per TYPING_INTERVAL, or that it stopped, if it was told
         it started; nothing is stored, and nothing is answered: the router drops it when `to` is offline, and it
-        is dropped here when `to` has blocked this user."""
+        is dropped here when either of the two has blocked the other."""
         now = time.monotonic()
         last = self._typing_forwarded.get(command.to)
         if command.typing:
@@ -374,8 +374,9 @@ class UserActor(GeventActor):
                 return
         elif last is None or not last.active:
             return  # nothing to stop: a stream of stops would otherwise all be forwarded
-        if self.user_id in self._context.storage.blocked_by(command.to):
-            return
+        storage = self._context.storage
+        if self.user_id in storage.blocked_by(command.to) or command.to in storage.blocked_by(self.user_id):
+            return  # typing is shown neither to a user who blocked the sender nor to one the sender blocked
         if len(self._typing_forwarded) >= TYPING_TRACKED_MAX:
             self._typing_forwarded = {
                 to: told for to, told in self._typing_forwarded.items() if now - told.started < TYPING_SHOWN

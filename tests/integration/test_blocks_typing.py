@@ -98,6 +98,17 @@ def test_typing_to_a_user_who_blocked_the_sender_is_dropped(server: ServerProces
         assert "typing" not in [frame["type"] for frame in received], received
 
 
+def test_typing_from_a_blocker_to_the_user_it_blocked_is_dropped(server: ServerProcess) -> None:
+    """The contract: typing is not shown to a blocked user."""
+    alice_id, bob_id = server.add_users(2)
+    server.block(alice_id, bob_id)
+    with server.connect(alice_id) as alice, server.connect(bob_id) as bob:
+        alice.send({"type": "typing", "to": bob_id})
+        alice.message(bob_id, "the blocker may still write", "a-1")  # the marker: after the typing, same path
+        received = frames_until(bob, "message", clientMsgId="a-1")
+        assert "typing" not in [frame["type"] for frame in received], received
+
+
 def test_typing_to_an_offline_or_unknown_user_is_dropped_silently(server: ServerProcess) -> None:
     alice_id, offline_id = server.add_users(2)
     with server.connect(alice_id) as alice:
