@@ -47,6 +47,7 @@ AUTHOR = 1_000_000
 SERIES_AUTHOR = 5_000_000  # + follower count: one author per size of the followers series
 MIXED_POST = AUTHOR + 100  # the post announced in the middle of the mixed run
 SERIES_USERS = 4_000_001  # first user of the users series
+CONNECTED_AUTHOR = 6_000_000  # its followers are users 1..all_connected_followers, every one of them connected
 MIXED_WARM_UP = 1.0
 
 
@@ -58,6 +59,7 @@ class Sizes:
     open_seconds: float = 5.0
     followers: int = 20_000
     connected_followers: int = 5000
+    all_connected_followers: int = 5000
     fanout_repeats: int = 3
     idle_sockets: int = 10_000
     idle_seconds: float = 30.0
@@ -75,6 +77,7 @@ QUICK = Sizes(
     open_seconds=1.0,
     followers=300,
     connected_followers=100,
+    all_connected_followers=100,
     fanout_repeats=1,
     idle_sockets=100,
     idle_seconds=1.0,
@@ -394,6 +397,7 @@ def fanout(server: Target, author: int, follower_count: int, connected_count: in
         for _ in parts:
             assert events.get(timeout=600) == "ready"
         times, answers, answered = [], [], []
+        cpu_before = server.cpu_seconds()
         for post_id in post_ids:
             started = time.time()
             answers.append(server.notify_post(post_id, author))
@@ -401,10 +405,18 @@ def fanout(server: Target, author: int, follower_count: int, connected_count: in
             for _ in parts:
                 assert events.get(timeout=600) == post_id
             times.append(started)
+        server_cpu = server.cpu_seconds() - cpu_before
         results = pending.get(timeout=600)
     reach = [
         max(arrival for part in results for arrival in part["arrivals"][post_id]) - started
         for post_id, started in zip(post_ids, times)
+    ]
+    # every frame's delay after its post's request, over all posts: the typical follower, not only the last
+    delays = [
+        arrival - started
+        for post_id, started in zip(post_ids, times)
+        for part in results
+        for arrival in part["arrivals"][post_id]
     ]
     frames = sum(len(part["arrivals"][post_id]) for part in results for post_id in post_ids)
     return {
@@ -413,6 +425,8 @@ def fanout(server: Target, author: int, follower_count: int, connected_count: in
         "last_follower_s": reach,
         "median_last_follower_s": statistics.median(reach),
         "median_answered_s": statistics.median(answered),
+        "p50_follower_s": statistics.median(delays),
+        "server_cpu_ms_per_post": 1000 * server_cpu / len(post_ids),
         "frames": frames,
         "expected_frames": len(connected) * len(post_ids),
         "answers": answers,
@@ -520,8 +534,9 @@ def _seed(database: MariaDB, name: str, sizes: Sizes) -> dict[str, str]:
     series_authors = [SERIES_AUTHOR + count for count in sizes.series_followers]
     everyone = [
         AUTHOR,
+        CONNECTED_AUTHOR,
         *series_authors,
-        *range(1, max(sizes.followers, *sizes.series_followers) + 1),
+        *range(1, max(sizes.followers, sizes.all_connected_followers, *sizes.series_followers) + 1),
         *range(1_000_001 + 1000, 1_000_001 + 1000 + sizes.chat_users * 3),
         *range(2_000_001, 2_000_001 + sizes.idle_sockets),
         *range(3_000_001, 3_000_201),
@@ -529,11 +544,13 @@ def _seed(database: MariaDB, name: str, sizes: Sizes) -> dict[str, str]:
     ]
     storage.add_users([(user_id, f"user{user_id}") for user_id in everyone])
     storage.add_follows([(follower, AUTHOR) for follower in range(1, sizes.followers + 1)])
+    storage.add_follows([(follower, CONNECTED_AUTHOR) for follower in range(1, sizes.all_connected_followers + 1)])
     for author, count in zip(series_authors, sizes.series_followers):
         storage.add_follows([(follower, author) for follower in range(1, count + 1)])
     # /notify/post answers 404 for a post that is not in `posts`
     posts = [*_post_ids(AUTHOR, sizes.fanout_repeats), MIXED_POST]
     storage.add_posts([(post_id, AUTHOR) for post_id in posts])
+    storage.add_posts([(post_id, CONNECTED_AUTHOR) for post_id in _post_ids(CONNECTED_AUTHOR, sizes.fanout_repeats)])
     storage.add_posts([(post_id, author) for author in series_authors for post_id in _post_ids(author, 1)])
     storage.close()
     return env
@@ -558,6 +575,9 @@ def run_target(server: Target, sizes: Sizes, scenarios: list[str]) -> dict[str, 
                 results[f"open_{rate}"] = chat(server, users, count, None, rate)
         if "fanout" in scenarios:
             results["fanout"] = fanout(server, AUTHOR, sizes.followers, sizes.connected_followers, sizes.fanout_repeats)
+        if "fanout_connected" in scenarios:
+            count = sizes.all_connected_followers
+            results["fanout_connected"] = fanout(server, CONNECTED_AUTHOR, count, count, sizes.fanout_repeats)
         if "mixed" in scenarios:
             results["mixed"] = mixed(server, sizes)
         if "series" in scenarios:
@@ -629,7 +649,7 @@ def main() -> int:
         default="1",
         help="node counts to run this service with, e.g. 1,2 (default 1); more than one joins them through Redis",
     )
-    parser.add_argument("--scenarios", default="chat,open,fanout,mixed,series,idle")
+    parser.add_argument("--scenarios", default="chat,open,fanout,fanout_connected,mixed,series,idle")
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds, alternating the servers; the table shows each figure's median"
     )
