@@ -73,7 +73,8 @@ def placeholders(count: int) -> str:
 
 class SqliteEngine:
     dialect = "sqlite"
-    supports_returning = False
+    # INSERT ... RETURNING (SQLite 3.35): a batch's rows and their ids in one statement, not one per row
+    supports_returning = sqlite3.sqlite_version_info >= (3, 35)
     write_lanes = 1  # SQLite has one writer at a time anyway
 
     def __init__(self, path: str, threads: int = 4):

@@ -386,8 +386,9 @@ class Storage:
     def _insert_rows(self, session: Session, table: str, columns: Sequence[str], rows: list[tuple]) -> list[int]:
         """Insert rows in order and return their auto-increment ids in the same order.
 
-        One multi-row statement where the server can return ids (MariaDB);
-        otherwise one statement per row, still in the caller's one transaction.
+        One multi-row statement per MAX_ROWS_PER_INSERT rows where the database
+        returns ids (MariaDB 10.5, SQLite 3.35); otherwise (MySQL) one
+        statement per row, still in the caller's one transaction.
         """
         if not rows:
             return []
