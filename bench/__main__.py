@@ -47,6 +47,7 @@ AUTHOR = 1_000_000
 SERIES_AUTHOR = 5_000_000  # + follower count: one author per size of the followers series
 MIXED_POST = AUTHOR + 100  # the post announced in the middle of the mixed run
 SERIES_USERS = 4_000_001  # first user of the users series
+TYPING_USERS = 7_000_001  # first user of the typing scenario's pairs
 CONNECTED_AUTHOR = 6_000_000  # its followers are users 1..all_connected_followers, every one of them connected
 MIXED_WARM_UP = 1.0
 
@@ -60,6 +61,7 @@ class Sizes:
     followers: int = 20_000
     connected_followers: int = 5000
     all_connected_followers: int = 5000
+    typing_pairs: int = 1000
     fanout_repeats: int = 3
     idle_sockets: int = 10_000
     idle_seconds: float = 30.0
@@ -78,6 +80,7 @@ QUICK = Sizes(
     followers=300,
     connected_followers=100,
     all_connected_followers=100,
+    typing_pairs=20,
     fanout_repeats=1,
     idle_sockets=100,
     idle_seconds=1.0,
@@ -96,6 +99,7 @@ class Server:
     """A server under test, started on its own database and ports."""
 
     name = ""
+    has_typing = True  # it forwards `typing` frames
 
     def __init__(
         self, database_env: dict[str, str], workdir: Path, extra_env: dict[str, str] | None = None, label: str = ""
@@ -210,6 +214,7 @@ class BaselineServer(OurServer):
 
 class ReferenceServer(Server):
     name = "reference"
+    has_typing = False
 
     def command(self) -> tuple[list[str], Path]:
         source = REPO.parent / "shared" / "reference"
@@ -231,6 +236,7 @@ class OurCluster:
 
     def __init__(self, database_env: dict[str, str], workdir: Path, count: int):
         self.name = f"this service, {count} nodes"
+        self.has_typing = True
         self.redis = RedisServer(workdir / f"redis-{database_env['REALTIME_DATABASE_NAME']}")
         self.nodes = [
             OurServer(
@@ -345,7 +351,9 @@ def _latency(values: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- scenarios
 
 
-def chat(server: Target, users: list[int], count: int, window: int | None, rate: float | None) -> dict[str, Any]:
+def chat(
+    server: Target, users: list[int], count: int, window: int | None, rate: float | None, typing: bool = False
+) -> dict[str, Any]:
     start_at = time.time() + 3 + len(users) / 500  # every worker connected by then
     rate_per_user = None if rate is None else rate / len(users)
     at_start: list[tuple[float, dict[str, float]]] = []  # the connects before start_at are not the scenario's cost
@@ -355,7 +363,10 @@ def chat(server: Target, users: list[int], count: int, window: int | None, rate:
     sampler.start()
     parts = _in_workers(
         loadgen.run_chat,
-        [(server.urls, SECRET, part, count, window, rate_per_user, start_at) for part in _split(users, WORKERS)],
+        [
+            (server.urls, SECRET, part, count, window, rate_per_user, start_at, None, typing)
+            for part in _split(users, WORKERS)
+        ],
     )
     sampler.join()
     cpu_before, helpers_before = at_start[0]
@@ -379,7 +390,25 @@ def chat(server: Target, users: list[int], count: int, window: int | None, rate:
             for name, cpu in server.helper_cpu_seconds().items()
         },
         "loadgen_cpu_percent": 100 * sum(part["cpu"] for part in parts) / seconds,
+        **(
+            {
+                "typing_sent": sum(part["typing_sent"] for part in parts),
+                "typing_received": sum(part["typing_received"] for part in parts),
+            }
+            if typing
+            else {}
+        ),
     }
+
+
+def typing_chat(server: Target, sizes: Sizes) -> dict[str, Any]:
+    """`typing_pairs` pairs chatting as in `chat`, each message after a `typing` frame to the partner: chat
+    throughput and latency with typing on, and how many typing frames were sent and received (the server forwards
+    at most one per sender and recipient every 2 s)."""
+    if not server.has_typing:
+        return {"skipped": "the reference server has no typing: this service only"}
+    users = list(range(TYPING_USERS, TYPING_USERS + 2 * sizes.typing_pairs))
+    return chat(server, users, sizes.chat_messages, 4, None, typing=True)
 
 
 def fanout(server: Target, author: int, follower_count: int, connected_count: int, posts: int) -> dict[str, Any]:
@@ -541,6 +570,7 @@ def _seed(database: MariaDB, name: str, sizes: Sizes) -> dict[str, str]:
         *range(2_000_001, 2_000_001 + sizes.idle_sockets),
         *range(3_000_001, 3_000_201),
         *range(SERIES_USERS, SERIES_USERS + max(sizes.series_users)),
+        *range(TYPING_USERS, TYPING_USERS + 2 * sizes.typing_pairs),
     ]
     storage.add_users([(user_id, f"user{user_id}") for user_id in everyone])
     storage.add_follows([(follower, AUTHOR) for follower in range(1, sizes.followers + 1)])
@@ -568,6 +598,8 @@ def run_target(server: Target, sizes: Sizes, scenarios: list[str]) -> dict[str, 
         chat_users = list(range(1_000_001 + 1000, 1_000_001 + 1000 + sizes.chat_users))
         if "chat" in scenarios:
             results["chat"] = chat(server, chat_users, sizes.chat_messages, 4, None)
+        if "typing" in scenarios:
+            results["typing"] = typing_chat(server, sizes)
         if "open" in scenarios:
             for index, rate in enumerate(sizes.open_rates):
                 users = [u + (index + 1) * sizes.chat_users for u in chat_users[: sizes.chat_users]]
@@ -649,7 +681,7 @@ def main() -> int:
         default="1",
         help="node counts to run this service with, e.g. 1,2 (default 1); more than one joins them through Redis",
     )
-    parser.add_argument("--scenarios", default="chat,open,fanout,fanout_connected,mixed,series,idle")
+    parser.add_argument("--scenarios", default="chat,typing,open,fanout,fanout_connected,mixed,series,idle")
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds, alternating the servers; the table shows each figure's median"
     )

@@ -47,6 +47,15 @@ def test_quick_bench_drives_both_servers_without_losing_anything(tmp_path: Path)
     assert_chat_intact(ours)
     assert ours["idle"]["alive_after_hold"] == ours["idle"]["sockets"]
     assert ours["mixed"]["lost"] == 0
+    for name in ("this service", "reference"):  # every follower of the all-connected fan-out got each post
+        everyone = report["results"][name]["fanout_connected"]
+        assert everyone["connected"] == everyone["followers"] and everyone["frames"] == everyone["expected_frames"]
+    typing = ours["typing"]  # chat with typing frames: nothing lost, and typing frames went through
+    assert typing["lost"] == 0 and typing["duplicated"] == 0 and typing["errors"] == 0
+    assert 0 < typing["typing_received"] <= typing["typing_sent"]
+    assert report["results"]["reference"]["typing"] == {
+        "skipped": "the reference server has no typing: this service only"
+    }
 
 
 @pytest.mark.skipif(shutil.which("redis-server", path=f"{os.environ['PATH']}:/usr/bin") is None, reason="needs Redis")
