@@ -14,7 +14,10 @@ import gevent
 from greenlet import getcurrent, greenlet
 
 log = logging.getLogger(__name__)
-IDLE_RUNNERS = 64  # finished runner greenlets kept for reuse
+# finished runner greenlets kept for reuse: as many as one router turn wakes actors in a fan-out batch (500
+# followers), which then reuse runners instead of starting greenlets: 1 µs a turn instead of 10 (64 kept: 436 new
+# greenlets per batch). 512 parked runners hold about 3.3 MB.
+IDLE_RUNNERS = 512
 
 
 class _Runners:

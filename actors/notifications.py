@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any, Callable
 
 import gevent
 import pykka
+from gevent import Greenlet
 from gevent.event import AsyncResult
 from gevent.pool import Pool
 
@@ -16,7 +18,7 @@ from actors.messages import ConnectedAmong, Notify, NotifyResult, NotifyUsers
 from actors.runtime import GeventActor
 from protocol.notify import NotifyRequest, display_name, notification_text
 from routing import Cluster, DeliverNotification
-from storage import NotFound, NotificationDraft, Storage, StorageUnavailable
+from storage import NotFound, Notification, NotificationDraft, Storage, StorageUnavailable
 
 log = logging.getLogger(__name__)
 ROUTER_TIMEOUT = 30.0
@@ -87,44 +89,51 @@ class NotificationActor(GeventActor):
             raise
 
     def _fan_out(self, request: NotifyRequest) -> NotifyResult:
-        storage = self._storage
         recipients = self._recipients(request)
-        actor_name = display_name(storage.username(request.actor_id), request.actor_id)
+        actor_name = display_name(self._storage.username(request.actor_id), request.actor_id)
         text = notification_text(request.kind, actor_name)
         # connected recipients first: they are waiting on a socket, the others only need their row
         connected = self._router.ask(ConnectedAmong(tuple(recipients)), timeout=ROUTER_TIMEOUT)
         connected |= self._cluster.connected_among(u for u in recipients if u not in connected)
-        ordered = [u for u in recipients if u in connected] + [u for u in recipients if u not in connected]
+        waiting = [u for u in recipients if u in connected]
+        offline = [u for u in recipients if u not in connected]
+        drafts = partial(_drafts, request, text)
+        size = self._batch_size
         online = 0
-        for start in range(0, len(ordered), self._batch_size):
+        # each batch of connected recipients is written while the one before it is pushed: the database's time
+        # hides behind the pushes' CPU, and a batch is still pushed only once its rows are committed
+        writing: Greenlet | None = None
+        try:
+            for start in range(0, len(waiting), size):
+                written = writing
+                writing = gevent.spawn(
+                    self._storage.store_notifications, drafts(waiting[start : start + size], self._now_ms())
+                )
+                if written is not None:
+                    online += self._push(written.get(), actor_name)
+                    gevent.sleep(0)  # let sockets and chat run between batches
+            if writing is not None:
+                online += self._push(writing.get(), actor_name)
+        finally:
+            if writing is not None:
+                writing.kill(block=False)  # this job failed or was killed: its next batch is not pushed either
+        for start in range(0, len(offline), size):
             batch_started = time.monotonic()
-            created_at = self._now_ms()
-            stored = storage.store_notifications(
-                [
-                    NotificationDraft(
-                        user_id=user_id,
-                        type=request.kind,
-                        actor_id=request.actor_id,
-                        post_id=request.post_id,
-                        comment_id=request.comment_id,
-                        text=text,
-                        created_at=created_at,
-                    )
-                    for user_id in ordered[start : start + self._batch_size]
-                ]
+            online += self._push(
+                self._storage.store_notifications(drafts(offline[start : start + size], self._now_ms())), actor_name
             )
-            # also reaches recipients who connected since; their earlier unread count includes it
-            here = self._router.ask(NotifyUsers(tuple(stored), actor_name), timeout=ROUTER_TIMEOUT)
-            elsewhere = self._cluster.publish_counted(
-                (n.user_id, DeliverNotification(notification=n, actor_name=actor_name)) for n in stored
-            )
-            online += len(here | elsewhere)
-            if start + self._batch_size <= len(connected):
-                gevent.sleep(0)  # let sockets and chat run between batches
-            else:
-                # the rest only need their rows: take at most half the time, so that chat keeps its latency
-                gevent.sleep((time.monotonic() - batch_started) * OFFLINE_PAUSE)
-        return NotifyResult(recipients=len(ordered), online=online)
+            # the rest only need their rows: take at most half the time, so that chat keeps its latency
+            gevent.sleep((time.monotonic() - batch_started) * OFFLINE_PAUSE)
+        return NotifyResult(recipients=len(recipients), online=online)
+
+    def _push(self, stored: list[Notification], actor_name: str) -> int:
+        """Have stored notifications pushed here and on the other nodes; how many recipients were online."""
+        # also reaches recipients who connected since; their earlier unread count includes it
+        here = self._router.ask(NotifyUsers(tuple(stored), actor_name), timeout=ROUTER_TIMEOUT)
+        elsewhere = self._cluster.publish_counted(
+            (n.user_id, DeliverNotification(notification=n, actor_name=actor_name)) for n in stored
+        )
+        return len(here | elsewhere)
 
     def _recipients(self, request: NotifyRequest) -> list[int]:
         """The author's followers for a post; the post's owner for a comment or like; never the actor.
@@ -143,3 +152,18 @@ class NotificationActor(GeventActor):
             followers.extend(page)
             if len(page) < FOLLOWER_PAGE:
                 return followers
+
+
+def _drafts(request: NotifyRequest, text: str, user_ids: list[int], created_at: int) -> list[NotificationDraft]:
+    return [
+        NotificationDraft(
+            user_id=user_id,
+            type=request.kind,
+            actor_id=request.actor_id,
+            post_id=request.post_id,
+            comment_id=request.comment_id,
+            text=text,
+            created_at=created_at,
+        )
+        for user_id in user_ids
+    ]

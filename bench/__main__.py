@@ -48,7 +48,11 @@ AUTHOR = 1_000_000
 SERIES_AUTHOR = 5_000_000  # + follower count: one author per size of the followers series
 MIXED_POST = AUTHOR + 100  # the post announced in the middle of the mixed run
 SERIES_USERS = 4_000_001  # first user of the users series
+TYPING_USERS = 7_000_001  # first user of the typing scenario's pairs
+CONNECTED_AUTHOR = 6_000_000  # its followers are users 1..all_connected_followers, every one of them connected
 MIXED_WARM_UP = 1.0
+# the scenarios that need more than the seed's frames, and the frame type that shows a server speaks them
+FEATURES = {"typing": "typing", "presence": "watch"}
 PRESENCE_GRACE = 5.0  # [presence] grace_seconds, the default the servers run with
 
 
@@ -60,6 +64,8 @@ class Sizes:
     open_seconds: float = 5.0
     followers: int = 20_000
     connected_followers: int = 5000
+    all_connected_followers: int = 5000
+    typing_pairs: int = 1000
     fanout_repeats: int = 3
     idle_sockets: int = 10_000
     idle_seconds: float = 30.0
@@ -79,6 +85,8 @@ QUICK = Sizes(
     open_seconds=1.0,
     followers=300,
     connected_followers=100,
+    all_connected_followers=100,
+    typing_pairs=20,
     fanout_repeats=1,
     idle_sockets=100,
     idle_seconds=1.0,
@@ -99,6 +107,7 @@ class Server:
     """A server under test, started on its own database and ports."""
 
     name = ""
+    features = frozenset(FEATURES)  # the scenarios of FEATURES it can run
 
     def __init__(
         self, database_env: dict[str, str], workdir: Path, extra_env: dict[str, str] | None = None, label: str = ""
@@ -201,6 +210,10 @@ class BaselineServer(OurServer):
         self.ref = ref
         self.name = f"this service at {ref}"
         self.label = f"baseline-{self.ref}"
+        frames = subprocess.run(
+            ["git", "show", f"{ref}:protocol/frames.py"], cwd=REPO, check=True, capture_output=True, text=True
+        ).stdout
+        self.features = frozenset(name for name, frame in FEATURES.items() if f'"{frame}"' in frames)
 
     def source(self) -> Path:
         tree = self.workdir / self.label
@@ -213,6 +226,7 @@ class BaselineServer(OurServer):
 
 class ReferenceServer(Server):
     name = "reference"
+    features: frozenset[str] = frozenset()
 
     def command(self) -> tuple[list[str], Path]:
         source = REPO.parent / "shared" / "reference"
@@ -234,6 +248,7 @@ class OurCluster:
 
     def __init__(self, database_env: dict[str, str], workdir: Path, count: int):
         self.name = f"this service, {count} nodes"
+        self.features = frozenset(FEATURES)
         self.redis = RedisServer(workdir / f"redis-{database_env['REALTIME_DATABASE_NAME']}")
         self.nodes = [
             OurServer(
@@ -348,7 +363,9 @@ def _latency(values: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- scenarios
 
 
-def chat(server: Target, users: list[int], count: int, window: int | None, rate: float | None) -> dict[str, Any]:
+def chat(
+    server: Target, users: list[int], count: int, window: int | None, rate: float | None, typing: bool = False
+) -> dict[str, Any]:
     start_at = time.time() + 3 + len(users) / 500  # every worker connected by then
     rate_per_user = None if rate is None else rate / len(users)
     at_start: list[tuple[float, dict[str, float]]] = []  # the connects before start_at are not the scenario's cost
@@ -358,7 +375,10 @@ def chat(server: Target, users: list[int], count: int, window: int | None, rate:
     sampler.start()
     parts = _in_workers(
         loadgen.run_chat,
-        [(server.urls, SECRET, part, count, window, rate_per_user, start_at) for part in _split(users, WORKERS)],
+        [
+            (server.urls, SECRET, part, count, window, rate_per_user, start_at, None, typing)
+            for part in _split(users, WORKERS)
+        ],
     )
     sampler.join()
     cpu_before, helpers_before = at_start[0]
@@ -382,7 +402,25 @@ def chat(server: Target, users: list[int], count: int, window: int | None, rate:
             for name, cpu in server.helper_cpu_seconds().items()
         },
         "loadgen_cpu_percent": 100 * sum(part["cpu"] for part in parts) / seconds,
+        **(
+            {
+                "typing_sent": sum(part["typing_sent"] for part in parts),
+                "typing_received": sum(part["typing_received"] for part in parts),
+            }
+            if typing
+            else {}
+        ),
     }
+
+
+def typing_chat(server: Target, sizes: Sizes) -> dict[str, Any]:
+    """`typing_pairs` pairs chatting as in `chat`, each message after a `typing` frame to the partner: chat
+    throughput and latency with typing on, and how many typing frames were sent and received (the server forwards
+    at most one per sender and recipient every 2 s)."""
+    if "typing" not in server.features:
+        return {"skipped": f"{server.name} has no typing"}
+    users = list(range(TYPING_USERS, TYPING_USERS + 2 * sizes.typing_pairs))
+    return chat(server, users, sizes.chat_messages, 4, None, typing=True)
 
 
 def fanout(server: Target, author: int, follower_count: int, connected_count: int, posts: int) -> dict[str, Any]:
@@ -400,6 +438,7 @@ def fanout(server: Target, author: int, follower_count: int, connected_count: in
         for _ in parts:
             assert events.get(timeout=600) == "ready"
         times, answers, answered = [], [], []
+        cpu_before = server.cpu_seconds()
         for post_id in post_ids:
             started = time.time()
             answers.append(server.notify_post(post_id, author))
@@ -407,10 +446,18 @@ def fanout(server: Target, author: int, follower_count: int, connected_count: in
             for _ in parts:
                 assert events.get(timeout=600) == post_id
             times.append(started)
+        server_cpu = server.cpu_seconds() - cpu_before
         results = pending.get(timeout=600)
     reach = [
         max(arrival for part in results for arrival in part["arrivals"][post_id]) - started
         for post_id, started in zip(post_ids, times)
+    ]
+    # every frame's delay after its post's request, over all posts: the typical follower, not only the last
+    delays = [
+        arrival - started
+        for post_id, started in zip(post_ids, times)
+        for part in results
+        for arrival in part["arrivals"][post_id]
     ]
     frames = sum(len(part["arrivals"][post_id]) for part in results for post_id in post_ids)
     return {
@@ -419,6 +466,8 @@ def fanout(server: Target, author: int, follower_count: int, connected_count: in
         "last_follower_s": reach,
         "median_last_follower_s": statistics.median(reach),
         "median_answered_s": statistics.median(answered),
+        "p50_follower_s": statistics.median(delays),
+        "server_cpu_ms_per_post": 1000 * server_cpu / len(post_ids),
         "frames": frames,
         "expected_frames": len(connected) * len(post_ids),
         "answers": answers,
@@ -428,6 +477,8 @@ def fanout(server: Target, author: int, follower_count: int, connected_count: in
 def presence(server: Target, watched: int, watcher_count: int, cycles: int) -> dict[str, Any]:
     """`watched` (followed by users 1..watcher_count, all connected and watching it) connects and disconnects
     `cycles` times: when the last watcher sees each change, and the server's CPU for it all."""
+    if "presence" not in server.features:
+        return {"skipped": f"{server.name} has no presence"}
     watchers = list(range(1, watcher_count + 1))
     context = multiprocessing.get_context("spawn")
     events = context.Manager().Queue()
@@ -568,20 +619,24 @@ def _seed(database: MariaDB, name: str, sizes: Sizes) -> dict[str, str]:
     series_authors = [SERIES_AUTHOR + count for count in sizes.series_followers]
     everyone = [
         AUTHOR,
+        CONNECTED_AUTHOR,
         *series_authors,
-        *range(1, max(sizes.followers, *sizes.series_followers) + 1),
+        *range(1, max(sizes.followers, sizes.all_connected_followers, *sizes.series_followers) + 1),
         *range(1_000_001 + 1000, 1_000_001 + 1000 + sizes.chat_users * 3),
         *range(2_000_001, 2_000_001 + sizes.idle_sockets),
         *range(3_000_001, 3_000_201),
         *range(SERIES_USERS, SERIES_USERS + max(sizes.series_users)),
+        *range(TYPING_USERS, TYPING_USERS + 2 * sizes.typing_pairs),
     ]
     storage.add_users([(user_id, f"user{user_id}") for user_id in everyone])
     storage.add_follows([(follower, AUTHOR) for follower in range(1, sizes.followers + 1)])
+    storage.add_follows([(follower, CONNECTED_AUTHOR) for follower in range(1, sizes.all_connected_followers + 1)])
     for author, count in zip(series_authors, sizes.series_followers):
         storage.add_follows([(follower, author) for follower in range(1, count + 1)])
     # /notify/post answers 404 for a post that is not in `posts`
     posts = [*_post_ids(AUTHOR, sizes.fanout_repeats), MIXED_POST]
     storage.add_posts([(post_id, AUTHOR) for post_id in posts])
+    storage.add_posts([(post_id, CONNECTED_AUTHOR) for post_id in _post_ids(CONNECTED_AUTHOR, sizes.fanout_repeats)])
     storage.add_posts([(post_id, author) for author in series_authors for post_id in _post_ids(author, 1)])
     storage.close()
     return env
@@ -599,6 +654,8 @@ def run_target(server: Target, sizes: Sizes, scenarios: list[str]) -> dict[str, 
         chat_users = list(range(1_000_001 + 1000, 1_000_001 + 1000 + sizes.chat_users))
         if "chat" in scenarios:
             results["chat"] = chat(server, chat_users, sizes.chat_messages, 4, None)
+        if "typing" in scenarios:
+            results["typing"] = typing_chat(server, sizes)
         if "open" in scenarios:
             for index, rate in enumerate(sizes.open_rates):
                 users = [u + (index + 1) * sizes.chat_users for u in chat_users[: sizes.chat_users]]
@@ -606,9 +663,12 @@ def run_target(server: Target, sizes: Sizes, scenarios: list[str]) -> dict[str, 
                 results[f"open_{rate}"] = chat(server, users, count, None, rate)
         if "fanout" in scenarios:
             results["fanout"] = fanout(server, AUTHOR, sizes.followers, sizes.connected_followers, sizes.fanout_repeats)
+        if "fanout_connected" in scenarios:
+            count = sizes.all_connected_followers
+            results["fanout_connected"] = fanout(server, CONNECTED_AUTHOR, count, count, sizes.fanout_repeats)
         if "mixed" in scenarios:
             results["mixed"] = mixed(server, sizes)
-        if "presence" in scenarios and _has_presence(server):
+        if "presence" in scenarios:
             results["presence"] = presence(server, AUTHOR, sizes.presence_watchers, sizes.presence_cycles)
         if "series" in scenarios:
             results.update({f"series.{key}": value for key, value in series(server, sizes).items()})
@@ -621,11 +681,6 @@ def run_target(server: Target, sizes: Sizes, scenarios: list[str]) -> dict[str, 
     finally:
         server.stop()
     return results
-
-
-def _has_presence(server: Target) -> bool:
-    """This checkout of this service: the reference and a `--baseline` commit may predate presence."""
-    return isinstance(server, OurCluster) or type(server) is OurServer
 
 
 def _targets(servers: list[str], node_counts: list[int]) -> list[tuple[str, int]]:
@@ -684,7 +739,7 @@ def main() -> int:
         default="1",
         help="node counts to run this service with, e.g. 1,2 (default 1); more than one joins them through Redis",
     )
-    parser.add_argument("--scenarios", default="chat,open,fanout,mixed,series,presence,idle")
+    parser.add_argument("--scenarios", default="chat,typing,open,fanout,fanout_connected,mixed,series,presence,idle")
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds, alternating the servers; the table shows each figure's median"
     )

@@ -66,6 +66,8 @@ class ChatTally:
     duplicated: int = 0
     reordered: int = 0
     errors: int = 0
+    typing_sent: int = 0
+    typing_received: int = 0
 
 
 async def _chat_user(
@@ -79,10 +81,11 @@ async def _chat_user(
     start_at: float,
     run: str,
     tally: ChatTally,
+    typing: bool,
 ) -> None:
     """Send `count` messages to the partner (closed loop: `window` unacknowledged at most;
-    open loop: one every `interval` seconds, starting `phase` seconds after `start_at`)
-    and read everything the partner sends."""
+    open loop: one every `interval` seconds, starting `phase` seconds after `start_at`), each after a `typing`
+    frame if `typing`, and read everything the partner sends."""
     credit = asyncio.Semaphore(window or count)
     seen: set[int] = set()
     last_index = -1
@@ -115,6 +118,8 @@ async def _chat_user(
                 tally.errors += 1
                 credit.release()
                 acknowledged += 1
+            elif kind == "typing":
+                tally.typing_received += 1
 
     reader = asyncio.create_task(read())
     await _wait_until(start_at)
@@ -126,6 +131,9 @@ async def _chat_user(
         else:
             stamp = time.time()
         await credit.acquire()
+        if typing:
+            socket.send(json.dumps({"type": "typing", "to": partner_id}))
+            tally.typing_sent += 1
         frame = {"type": "message", "to": partner_id, "content": f"{stamp!r}|{n}", "clientMsgId": f"{run}-{n}"}
         socket.send(json.dumps(frame))
     await reader
@@ -140,8 +148,10 @@ def run_chat(
     rate_per_user: float | None,
     start_at: float,
     events: Any = None,
+    typing: bool = False,
 ) -> dict[str, Any]:
-    """Users in pairs (0,1), (2,3), ... each send `count` messages to their partner."""
+    """Users in pairs (0,1), (2,3), ... each send `count` messages to their partner (each after a `typing`
+    frame if `typing`)."""
 
     async def main() -> dict[str, Any]:
         sockets, _ = await open_sockets(urls, secret, user_ids)
@@ -153,7 +163,9 @@ def run_chat(
         phases = [i * (interval or 0.0) / len(user_ids) for i in range(len(user_ids))]
         await asyncio.gather(
             *(
-                _chat_user(socket, user_id, user_ids[i ^ 1], count, window, interval, phases[i], start_at, run, tally)
+                _chat_user(
+                    socket, user_id, user_ids[i ^ 1], count, window, interval, phases[i], start_at, run, tally, typing
+                )
                 for i, (socket, user_id) in enumerate(zip(sockets, user_ids))
             )
         )

@@ -73,7 +73,9 @@ def placeholders(count: int) -> str:
 
 class SqliteEngine:
     dialect = "sqlite"
-    supports_returning = False
+    # one writer at a time: a multi-row INSERT's rows take consecutive ids in VALUES order, so none is read back
+    consecutive_ids = True
+    supports_returning = False  # not needed, for the same reason
     write_lanes = 1  # SQLite has one writer at a time anyway
 
     def __init__(self, path: str, threads: int = 4):
@@ -212,6 +214,7 @@ class MysqlEngine:
         self.in_use = 0  # transactions holding or waiting for a pooled connection
         self._attempts = pool_size + 1  # one per pooled connection that may be dead, and a reopened one
         self.supports_returning = self.transaction(_server_supports_returning)
+        self.consecutive_ids = self.transaction(_server_gives_consecutive_ids)
         self.write_lanes = write_lanes
 
     def transaction(self, work: Callable[[Session], T], write: bool = False, single_statement: bool = False) -> T:
@@ -276,6 +279,14 @@ class MysqlEngine:
 
 def _same(sql: str) -> str:
     return sql
+
+
+def _server_gives_consecutive_ids(session: Session) -> bool:
+    """Whether a multi-row INSERT ... VALUES takes consecutive ids in VALUES order, the first one reported as the
+    insert id: InnoDB's auto-increment lock modes 0 and 1 (MariaDB's default) allocate them at once for an insert
+    whose row count is known; mode 2 (MySQL 8's default) may interleave other statements' ids."""
+    mode, increment = session.query("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment")[0]
+    return int(mode) in (0, 1) and int(increment) == 1
 
 
 def _server_supports_returning(session: Session) -> bool:

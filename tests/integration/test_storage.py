@@ -12,6 +12,7 @@ import pytest
 
 from settings import load_settings
 from storage import MessageDraft, NotificationDraft, Storage, open_storage, schema, store
+from storage.engine import Session
 from storage.schema import LATEST_VERSION
 from tests.helpers.server import SECRET
 
@@ -533,3 +534,45 @@ def test_an_inbox_page_reads_one_index_range_and_joins_each_last_message_by_prim
         assert _mysql_index_reads(storage, store.conversations_page_query(storage.dialect), params) <= 2 * 21
     page = storage.conversations(*params)
     assert [c.last_message.id for c in page] == list(range(2499, 2479, -1))
+
+
+@pytest.mark.parametrize("consecutive", [True, False], ids=["consecutive ids", "ids read back"])
+def test_a_fan_out_batch_is_stored_in_one_statement_per_thousand_rows_with_each_rows_id(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch, consecutive: bool
+) -> None:
+    """A post's notifications to 2,345 followers: three multi-row INSERTs (1,000 rows at most each), not one per
+    row, whether the database gives a statement consecutive ids (SQLite; MariaDB's default auto-increment lock
+    mode) or returns them (MariaDB otherwise); each notification returned carries the id of its user's row."""
+    if not consecutive and not storage.engine.supports_returning:
+        pytest.skip("SQLite always gives a statement consecutive ids")
+    users = list(range(10, 10 + 2345))
+    monkeypatch.setattr(storage.engine, "consecutive_ids", consecutive)
+    statements: list[str] = []
+    monkeypatch.setattr(Session, "query", _counting(Session.query, statements))
+    monkeypatch.setattr(Session, "insert", _counting(Session.insert, statements))
+
+    stored = storage.store_notifications(
+        [NotificationDraft(user_id, "post", 7, 70, None, "seven posted", 1_000 + user_id) for user_id in users]
+    )
+
+    inserts = [sql for sql in statements if sql.startswith("INSERT INTO realtime_notifications")]
+    assert len(inserts) == 3
+    assert [n.user_id for n in stored] == users
+    assert [n.id for n in stored] == sorted({n.id for n in stored})  # distinct, and growing in the batch's order
+    monkeypatch.undo()
+    rows = storage.engine.transaction(
+        lambda session: session.query("SELECT id, user_id, created_at, text FROM realtime_notifications ORDER BY id")
+    )
+    assert [(int(i), int(u), int(c), t) for i, u, c, t in rows] == [
+        (n.id, n.user_id, n.created_at, "seven posted") for n in stored
+    ]
+
+
+def _counting(method, statements: list[str]):
+    """`method` of Session, recording each SQL statement it runs in `statements`."""
+
+    def run(session: Session, sql: str, params=()):
+        statements.append(sql)
+        return method(session, sql, params)
+
+    return run

@@ -49,7 +49,14 @@ def test_quick_bench_drives_both_servers_without_losing_anything(tmp_path: Path)
     assert ours["mixed"]["lost"] == 0
     # every watcher saw every change of presence (the bench waits for each); the reference has no presence
     assert ours["presence"]["cycles"] == 2 and ours["presence"]["max_online_last_watcher_s"] > 0
-    assert "presence" not in report["results"]["reference"]
+    assert report["results"]["reference"]["presence"] == {"skipped": "reference has no presence"}
+    for name in ("this service", "reference"):  # every follower of the all-connected fan-out got each post
+        everyone = report["results"][name]["fanout_connected"]
+        assert everyone["connected"] == everyone["followers"] and everyone["frames"] == everyone["expected_frames"]
+    typing = ours["typing"]  # chat with typing frames: nothing lost, and typing frames went through
+    assert typing["lost"] == 0 and typing["duplicated"] == 0 and typing["errors"] == 0
+    assert 0 < typing["typing_received"] <= typing["typing_sent"]
+    assert report["results"]["reference"]["typing"] == {"skipped": "reference has no typing"}
 
 
 @pytest.mark.skipif(shutil.which("redis-server", path=f"{os.environ['PATH']}:/usr/bin") is None, reason="needs Redis")

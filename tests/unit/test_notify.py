@@ -133,9 +133,7 @@ def _required_fields(kind: str) -> list[str]:
     return list(VALID[kind])
 
 
-@pytest.mark.parametrize(
-    ("kind", "field"), [(kind, field) for kind in KINDS for field in _required_fields(kind)]
-)
+@pytest.mark.parametrize(("kind", "field"), [(kind, field) for kind in KINDS for field in _required_fields(kind)])
 @pytest.mark.parametrize("absent", ["missing", None, ""])
 def test_missing_required_field_is_refused_naming_it(kind: str, field: str, absent: Any) -> None:
     fields = _without(VALID[kind], field)
@@ -145,9 +143,7 @@ def test_missing_required_field_is_refused_naming_it(kind: str, field: str, abse
         parse_notify_request(kind, fields)
 
 
-@pytest.mark.parametrize(
-    ("kind", "field"), [(kind, field) for kind in KINDS for field in _required_fields(kind)]
-)
+@pytest.mark.parametrize(("kind", "field"), [(kind, field) for kind in KINDS for field in _required_fields(kind)])
 @pytest.mark.parametrize("value", BAD_IDS, ids=lambda v: repr(v)[:20])
 def test_ill_typed_required_field_is_refused_naming_it(kind: str, field: str, value: Any) -> None:
     with pytest.raises(NotifyRequestError, match=field):
@@ -247,7 +243,14 @@ def test_frame_of_comment_has_comment_id() -> None:
     frame = _frame(5, "comment", 3, 7, 11, CREATED_AT, "alice commented on your post")
     assert frame["commentId"] == 11
     assert set(frame) == {
-        "type", "notificationId", "notificationType", "actorId", "postId", "commentId", "createdAt", "text"
+        "type",
+        "notificationId",
+        "notificationType",
+        "actorId",
+        "postId",
+        "commentId",
+        "createdAt",
+        "text",
     }
     assert "count" not in frame and "actorIds" not in frame
 
@@ -272,3 +275,21 @@ def test_grouped_frame_has_count_and_actor_ids_in_the_given_order() -> None:
 def test_frame_is_compact_utf8_json() -> None:
     text = notification_frame(1, "like", 2, 3, None, CREATED_AT, "zoë liked your post")
     assert "zoë" in text and " " not in text.replace("zoë liked your post", "")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [("post", 3, 7, None, "alice posted"), ("comment", 3, 7, 11, 'zoë 🎉 "commented"'), ("like", 3, 7, None, "x")],
+)
+def test_a_frame_from_the_shared_template_is_byte_for_byte_the_frame_encoded_whole(fields: tuple) -> None:
+    """A fan-out encodes a frame's tail once and puts each follower's id before it: the bytes must be exactly
+    those of the whole frame encoded for that follower, for every id and kind."""
+    kind, actor_id, post_id, comment_id, text = fields
+    for notification_id in (1, 42, MAX_ID):
+        frame = {"type": "notification", "notificationId": notification_id, "notificationType": kind}
+        frame.update({"actorId": actor_id, "postId": post_id})
+        if kind == "comment":
+            frame["commentId"] = comment_id
+        frame.update({"createdAt": "2026-11-24T06:05:25.123Z", "text": text})
+        whole = json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+        assert notification_frame(notification_id, kind, actor_id, post_id, comment_id, CREATED_AT, text) == whole
