@@ -11,6 +11,7 @@ A bottom module: it imports nothing of this service.
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
 import secrets
 from dataclasses import dataclass
@@ -340,6 +341,7 @@ def load_settings(
         path = "config.ini"
     parser = _read_config_file(path)
     _reject_unknown_keys(parser)
+    _reject_unknown_environment(environ)
 
     sections: dict[str, Any] = {}
     sources: dict[tuple[str, str], str] = {}
@@ -412,6 +414,17 @@ def _reject_unknown_keys(parser: configparser.ConfigParser) -> None:
         for key in parser.options(section):
             if key not in SCHEMA[section]:
                 raise ConfigError(f"[{section}] {key} is not a known key")
+
+
+def _reject_unknown_environment(environ: Mapping[str, str]) -> None:
+    """A `REALTIME_*` variable that names no setting is a typo (`REALTIME_SERVER_WSPORT`): ignoring it would run
+    the service with the default the operator meant to change."""
+    known = {env_name(section, key) for section, keys in SCHEMA.items() for key in keys}
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.9)
+            hint = f"; did you mean {close[0]}?" if close else "; see config.ini for the settings"
+            raise ConfigError(f"environment variable {name} is not a setting{hint}")
 
 
 def _demo_secret(data_dir: Path) -> str:

@@ -176,13 +176,15 @@ class UserActor(GeventActor):
             transport.close(CloseCode.TRY_AGAIN_LATER, "storage is unavailable")
             return
         if summary is None:
-            transport.write(frames.error_frame(ErrorCode.UNAUTHORIZED, "unknown user", {"type": "connect"}))
-            transport.close(CloseCode.UNAUTHORIZED, "unknown user")
+            reason = f"user {self.user_id} is not in the platform's users table"
+            log.info(
+                "socket %s refused: %s (the platform fills `users`; the token itself was valid)", transport.id, reason
+            )
+            transport.write(frames.error_frame(ErrorCode.UNAUTHORIZED, reason, {"type": "connect"}))
+            transport.close(CloseCode.UNAUTHORIZED, reason)
             return
         self._sockets[transport.id] = transport
-        transport.write(
-            frames.connected_frame(self.user_id, summary.unread_messages, summary.unread_notifications)
-        )
+        transport.write(frames.connected_frame(self.user_id, summary.unread_messages, summary.unread_notifications))
         self._send_backlog(transport, summary.backlog)
 
     def _connect_summary(self) -> ConnectSummary | None:

@@ -40,7 +40,7 @@ from storage import open_storage  # noqa: E402
 from tests.helpers.client import Client  # noqa: E402
 from tests.helpers.mariadb import MariaDB, start_mariadb  # noqa: E402
 from tests.helpers.redis_server import RedisServer  # noqa: E402
-from tests.helpers.server import free_port  # noqa: E402
+from tests.helpers.server import free_port, inherited_environment  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
 WORKERS = 2
@@ -116,7 +116,7 @@ class Server:
         self.workdir = workdir
         self.label = label or self.name  # names the log file
         self.env = {
-            **os.environ,
+            **inherited_environment(),
             **database_env,
             "REALTIME_AUTH_SECRET": SECRET,
             "REALTIME_SERVER_HOST": "127.0.0.1",

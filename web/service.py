@@ -51,6 +51,14 @@ def request_limits(settings: Settings) -> RequestLimits:
     )
 
 
+def demo_page_url(host: str, ws_port: int) -> str:
+    """Where a browser on this machine opens the demo page (a wildcard address is reached on the loopback)."""
+    reachable = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
+    if ":" in reachable and not reachable.startswith("["):
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{ws_port}/"
+
+
 class Service:
     """Owns everything one `python -m web` process runs."""
 
@@ -109,6 +117,8 @@ class Service:
             self.http_server.limits.pending_connections,
             self.http_server.limits.pending_per_address,
         )
+        if self.settings.server.demo:
+            print(f"demo page: {demo_page_url(self.settings.server.host, self.ws_server.server_port)}", flush=True)
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self._request_stop, signum)
         self._stopped.wait()

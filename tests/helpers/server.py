@@ -64,6 +64,12 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) 
         time.sleep(0.05)
 
 
+def inherited_environment() -> dict[str, str]:
+    """This process's environment for a service started from it, without its `REALTIME_*` variables: the service
+    refuses any that names no setting (`REALTIME_TEST_BACKENDS`), and those that do are the caller's to give."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("REALTIME_")}
+
+
 class ServerProcess:
     """One service process with its own ports, working directory and database."""
 
@@ -73,7 +79,7 @@ class ServerProcess:
         self.ws_port = free_port()
         self.http_port = free_port()
         self.env = {
-            **os.environ,
+            **inherited_environment(),
             "PYTHONPATH": str(REPO_ROOT),
             "REALTIME_SERVER_HOST": "127.0.0.1",
             "REALTIME_SERVER_WS_PORT": str(self.ws_port),

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 from supervisor.datatypes import dict_of_key_value_pairs
 
 from tests.helpers.client import Client
-from tests.helpers.server import REPO_ROOT, ServerProcess, free_port
+from tests.helpers.server import REPO_ROOT, ServerProcess, free_port, inherited_environment
 
 SUPERVISORD = REPO_ROOT / ".venv" / "bin" / "supervisord"
 SUPERVISORCTL = REPO_ROOT / ".venv" / "bin" / "supervisorctl"
@@ -112,7 +112,7 @@ class Supervisor:
         self.data_dir = data_dir
         self.pidfile = Path(read_config(config).get("supervisord", "pidfile"))
         # supervisord gets no REALTIME_* variables of its own: the programs' come from environment=
-        self.env = {key: value for key, value in os.environ.items() if not key.startswith("REALTIME_")}
+        self.env = inherited_environment()
         self.program_pids: list[int] = []
 
     def start(self) -> None:

@@ -154,7 +154,10 @@ def test_token_for_a_user_not_in_the_users_table_is_unauthorized(server: ServerP
     ghost = a_id + 20_000_000
     with server.client() as g:
         g.send({"type": "connect", "userId": ghost, "token": server.token(ghost)})
-        assert_unauthorized_then_closed(g, "connect")
+        reason = f"user {ghost} is not in the platform's users table"
+        assert assert_unauthorized_then_closed(g, "connect")["message"] == reason  # a reason a page can show
+        assert g.close_reason == reason
+    assert any(reason in line and "INFO" in line.upper() for line in server.log_path.read_text().splitlines())
     with server.client("/?token=" + server.token(ghost)) as g:
         g.send({"type": "connect", "userId": ghost})
         assert_unauthorized_then_closed(g, "connect")

@@ -7,7 +7,6 @@ a good `--config` file must be honoured; the schema is migrated exactly once.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -23,22 +22,16 @@ from protocol.tokens import InvalidToken, verify_token
 from settings import load_settings
 from storage import open_storage
 from storage.schema import MIGRATIONS
-from tests.helpers.server import REPO_ROOT
+from tests.helpers.server import REPO_ROOT, ServerProcess, free_port, inherited_environment
 
 SECRET = "startup-test-secret-0123456789abcdef"
 QUICK = 15.0  # seconds a refused start may take at most (it takes well under one)
 START_TIMEOUT = 30.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any REALTIME_* variable, plus `extra`."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("REALTIME_")}
+    env = inherited_environment()
     env["PYTHONPATH"] = str(REPO_ROOT)
     env.update(extra)
     return env
@@ -102,6 +95,13 @@ def test_unknown_key_in_config_file_is_refused_with_one_line(tmp_path):
     config.write_text("[server]\nwsport = 9000\n", encoding="utf-8")
     result = run_module("web", tmp_path, clean_env(REALTIME_AUTH_SECRET=SECRET), "--config", str(config))
     assert_refused_with_one_line(result, "[server] wsport")
+
+
+@pytest.mark.slow
+def test_an_environment_variable_that_names_no_setting_is_refused_with_one_line(tmp_path):
+    env = clean_env(REALTIME_AUTH_SECRET=SECRET, REALTIME_SERVER_WSPORT="9000")
+    result = run_module("web", tmp_path, env)
+    assert_refused_with_one_line(result, "REALTIME_SERVER_WSPORT", "REALTIME_SERVER_WS_PORT")
 
 
 @pytest.mark.slow
@@ -194,6 +194,18 @@ def start_and_stop(workdir: Path, config: Path, http_port: int, ws_port: int, lo
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.slow
+def test_demo_mode_prints_the_demo_pages_url_at_start(tmp_path):
+    server = ServerProcess(tmp_path, {"REALTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3")})
+    server.start("--demo")
+    try:
+        status, page = get(f"http://127.0.0.1:{server.ws_port}/")
+        assert status == 200 and b"<html" in page.lower()
+        assert f"demo page: http://127.0.0.1:{server.ws_port}/" in server.log_path.read_text().splitlines()
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow

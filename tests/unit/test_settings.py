@@ -241,6 +241,23 @@ def test_unknown_key_in_the_file(config):
     assert "[server] wsport" in config_error(config("[server]\nwsport = 9000\n"))
 
 
+@pytest.mark.parametrize(
+    "name, hint",
+    [
+        ("REALTIME_SERVER_WSPORT", "did you mean REALTIME_SERVER_WS_PORT?"),
+        ("REALTIME_CLUSTER_REDISURL", "did you mean REALTIME_CLUSTER_REDIS_URL?"),
+        ("REALTIME_TEST_BACKENDS", "see config.ini for the settings"),
+    ],
+)
+def test_an_environment_variable_that_names_no_setting_is_refused_with_a_hint(config, name, hint):
+    message = config_error(config(""), {"REALTIME_AUTH_SECRET": SECRET, name: "1"})
+    assert message == f"environment variable {name} is not a setting; {hint}"
+
+
+def test_other_environment_variables_are_not_the_service_s_business(config):
+    assert load(config(""), REALTIMEX="1", HOME="/root").server.ws_port == 8080
+
+
 def test_unknown_section_in_the_file(config):
     assert "[servers]" in config_error(config("[servers]\nws_port = 9000\n"))
 
