@@ -150,7 +150,7 @@ def test_retries_end_in_unavailable_and_other_answers_are_not_retried() -> None:
     with scripted_server([(503, {"success": False, "error": "try again"})] * 3) as stand_in:
         with pytest.raises(Unavailable) as gave_up:
             NotifyClient(stand_in.url, retries=2, **FAST).post(1, 2)
-    assert gave_up.value.status == 503 and gave_up.value.message == "try again"
+    assert gave_up.value.status == 503 and gave_up.value.message == "try again" and len(stand_in.requests) == 3
     assert {headers["Idempotency-Key"] for _, headers, _ in stand_in.requests} == {gave_up.value.idempotency_key}
 
     for status, error in ((409, Conflict), (500, NotifyError), (403, NotifyError)):

@@ -53,7 +53,8 @@ class NotifyClient:
     `X-Notify-Secret` instead; neither suits a service with no secret, which answers loopback callers only.
     `timeout` bounds each attempt's connect and each read, in seconds; after a failed attempt the client
     waits `backoff * 2**attempt` seconds, capped at `max_backoff`, with jitter in the upper half, and tries
-    again, `retries` times at most.
+    again, `retries` times at most. It keeps no connection or other state between calls: one client may
+    serve every thread or greenlet of the application.
     """
 
     def __init__(
