@@ -94,8 +94,9 @@ def _run(*command: str | Path, cwd: Path) -> str:
 
 
 def build_into_fresh_venv(workdir: Path) -> Path:
-    """Build the sdist, the wheel from that sdist (so the sdist is complete), install the wheel into a new
-    venv with nothing else in it (no pip, no Flask, no PyJWT, none of the service); that venv's python."""
+    """Build the sdist, the wheel from that sdist (so the sdist is complete), install the wheel and its one
+    dependency (PyJWT, at the version the service pins, from the package index or pip's cache) into a new venv
+    with nothing else in it (no pip, no Flask, none of the service); that venv's python."""
     dist = workdir / "dist"
     sdist_name = _run(
         sys.executable, "-c", "import sys, flit_core.buildapi as b; print(b.build_sdist(sys.argv[1]))", dist,
@@ -106,12 +107,21 @@ def build_into_fresh_venv(workdir: Path) -> Path:
         "-w", dist, dist / sdist_name, cwd=workdir,
     )
     (wheel,) = dist.glob("realtime_notify-*.whl")
+    _run(sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", dist, pinned("PyJWT"), cwd=workdir)
     venv = workdir / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=workdir)
     python = venv / "bin" / "python"
-    _run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index", wheel,
-         cwd=workdir)
+    _run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-index", "--find-links", dist,
+         wheel, cwd=workdir)
     return python
+
+
+def pinned(name: str) -> str:
+    """The `name==version` line of the service's requirements.txt."""
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+        if line.lower().startswith(f"{name.lower()}=="):
+            return line.strip()
+    raise AssertionError(f"{name} is not pinned in requirements.txt")
 
 
 def run_in_venv(python: Path, code: str, cwd: Path) -> str:

@@ -240,7 +240,7 @@ def test_package_builds_installs_alone_and_notifies(server: ServerProcess, tmp_p
     post_id = post_of(server, owner)
     code = (
         "import importlib.util, realtime_notify as r\n"
-        "assert importlib.util.find_spec('flask') is None and importlib.util.find_spec('jwt') is None\n"
+        "assert importlib.util.find_spec('flask') is None and importlib.util.find_spec('gevent') is None\n"
         f"result = r.NotifyClient({server.http_url!r}).like({post_id}, {liker})\n"
         f"print(r.__version__, result.recipients, result.online, r.mint_token({SECRET!r}, {liker}))\n"
     )
