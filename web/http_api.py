@@ -164,8 +164,7 @@ def notify(kind: str) -> tuple[Response, int]:
         return _failure(400, str(error))
     if key is not None:
         return _notify_once(config, key, notify_request)
-    status, body = _notify(config.node, notify_request, config.notify_timeout, AsyncResult())
-    return jsonify(body), status
+    return _json_answer(*_notify(config.node, notify_request, config.notify_timeout, AsyncResult()))
 
 
 def _notify_once(config: HttpApi, key: str, notify_request: NotifyRequest) -> tuple[Response, int]:
@@ -192,8 +191,7 @@ def _notify_once(config: HttpApi, key: str, notify_request: NotifyRequest) -> tu
         return Response(held.answer, status=held.status, mimetype="application/json"), held.status
     reply = AsyncResult()
     reply.rawlink(lambda done: greenlets.run_soon(_keep_answer, storage, key, done))
-    status, body = _notify(config.node, notify_request, config.notify_timeout, reply)
-    return jsonify(body), status
+    return _json_answer(*_notify(config.node, notify_request, config.notify_timeout, reply))
 
 
 def _keep_answer(storage: Storage, key: str, reply: AsyncResult) -> None:
@@ -203,7 +201,7 @@ def _keep_answer(storage: Storage, key: str, reply: AsyncResult) -> None:
         if status >= 500:
             storage.release_idempotency_key(key)
         else:
-            storage.record_idempotent_answer(key, status, json.dumps(body))
+            storage.record_idempotent_answer(key, status, _json_text(body))
     except StorageUnavailable as error:  # the claim stays unanswered: repeats get 503 until UNANSWERED_CLAIM_MS
         log.warning("notify: the answer for an %s was not kept: %s", IDEMPOTENCY_HEADER, error)
 
@@ -215,6 +213,15 @@ def _notify(node: Node, notify_request: NotifyRequest, timeout: float, reply: As
     if not reply.ready():
         return 503, {"success": False, "error": "notifications are still being stored; not confirmed in time"}
     return _outcome(reply)
+
+
+def _json_text(body: dict) -> str:
+    """A notify answer's body as the first answer and its repeats all send it, byte for byte (as jsonify would)."""
+    return json.dumps(body, separators=(",", ":"), sort_keys=True) + "\n"
+
+
+def _json_answer(status: int, body: dict) -> tuple[Response, int]:
+    return Response(_json_text(body), status=status, mimetype="application/json"), status
 
 
 def _outcome(reply: AsyncResult) -> tuple[int, dict]:
