@@ -190,8 +190,12 @@ def _notify_once(config: HttpApi, key: str, notify_request: NotifyRequest) -> tu
             return response, status
         return Response(held.answer, status=held.status, mimetype="application/json"), held.status
     reply = AsyncResult()
-    reply.rawlink(lambda done: greenlets.run_soon(_keep_answer, storage, key, done))
-    return _json_answer(*_notify(config.node, notify_request, config.notify_timeout, reply))
+    answer = _notify(config.node, notify_request, config.notify_timeout, reply)
+    if reply.ready():
+        _keep_answer(storage, key, reply)  # before answering: a repeat sent on receipt finds the answer kept
+    else:
+        reply.rawlink(lambda done: greenlets.run_soon(_keep_answer, storage, key, done))
+    return _json_answer(*answer)
 
 
 def _keep_answer(storage: Storage, key: str, reply: AsyncResult) -> None:
