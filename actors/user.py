@@ -359,8 +359,13 @@ class UserActor(GeventActor):
 
     def _mark_notification_read(self, transport: Transport, command: frames.MarkNotificationRead) -> None:
         read_at = self._context.now_ms()
-        self._context.storage.mark_notifications_read(self.user_id, command.notification_id, read_at)
-        self._push_everywhere(frames.notification_read_frame(command.notification_id, read_at))
+        storage = self._context.storage
+        if command.notification_ids is None:
+            storage.mark_notifications_read(self.user_id, command.notification_id, read_at)
+            self._push_everywhere(frames.notification_read_frame(command.notification_id, read_at))
+            return
+        marked = storage.mark_notification_list_read(self.user_id, command.notification_ids, read_at)
+        self._push_everywhere(frames.notification_read_frame(None, read_at, marked))
 
     def _ping(self, transport: Transport, command: frames.Ping) -> None:
         transport.write(frames.pong_frame())
@@ -520,21 +525,33 @@ class UserActor(GeventActor):
         gevent.spawn_later(self._context.like_group_seconds, _tell_quietly, self.actor_ref, FlushLikes(post_id))
 
     def _flush_likes(self, post_id: int) -> None:
-        """The window ended: push the likes held back as one frame, and keep grouping while they come."""
+        """The window ended: push the likes held back as one frame, and keep grouping while they come.
+
+        A frame standing for several likes lists their ids (`notificationIds`, newest first): each is one unread
+        row, so a badge adds them all and reading the item marks them all. The like pushed before the window is
+        not among them: its own frame counted it.
+        """
         held = self._like_windows.pop(post_id, None)
         if not held:
             return
         latest, latest_name = held[-1]
         actor_ids = list(dict.fromkeys(n.actor_id for n, _ in reversed(held)))  # distinct, newest first
-        if len(actor_ids) == 1:
-            self._push(_notification_frame(latest))
-        else:
-            text = notification_text("like", latest_name, others=len(actor_ids) - 1)
-            self._push(
-                frames.notification_frame(
-                    latest.id, "like", latest.actor_id, post_id, None, latest.created_at, text, actor_ids
-                )
+        ids = [n.id for n, _ in reversed(held)] if len(held) > 1 else None
+        others = len(actor_ids) - 1
+        text = notification_text("like", latest_name, others=others) if others else latest.text
+        self._push(
+            frames.notification_frame(
+                latest.id,
+                "like",
+                latest.actor_id,
+                post_id,
+                None,
+                latest.created_at,
+                text,
+                actor_ids if others else None,
+                ids,
             )
+        )
         self._open_like_window(post_id)
 
     def _remember_pushed(self, message_id: int) -> None:

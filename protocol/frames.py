@@ -23,6 +23,7 @@ CONVERSATIONS_PAGE = 20  # inbox entries per `conversations` page unless the cli
 CONVERSATIONS_PAGE_MAX = 100
 MAX_REF_TYPE_CHARS = 64  # an unknown `type` is echoed in `ref` cut to this; every real type is far shorter
 MAX_WATCHED = 200  # distinct user ids one `watch` may name
+MAX_READ_IDS = 100  # distinct notification ids one `notification_read` may name
 
 
 class ErrorCode:
@@ -122,7 +123,8 @@ class FetchConversations:
 
 @dataclass(frozen=True, slots=True)
 class MarkNotificationRead:
-    notification_id: int | None  # None means all
+    notification_id: int | None  # None (and no `notification_ids`) means all
+    notification_ids: tuple[int, ...] | None = None  # a grouped item's ids, distinct, in the order named
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +326,14 @@ def _parse_conversations(data: dict[str, Any], limits: Limits) -> FetchConversat
 
 
 def _parse_notification_read(data: dict[str, Any], limits: Limits) -> MarkNotificationRead:
+    """Exactly one of `notificationId`, `notificationIds` (at most MAX_READ_IDS) and `all: true`."""
+    if data.get("notificationIds") is not None:
+        if data.get("notificationId") is not None or data.get("all") not in (False, None):
+            raise FrameError(ErrorCode.BAD_REQUEST, "name either 'notificationIds', 'notificationId' or 'all'")
+        ids = _distinct_ids(data, "notificationIds", MAX_READ_IDS)
+        if not ids:
+            raise FrameError(ErrorCode.BAD_REQUEST, "'notificationIds' must not be empty")
+        return MarkNotificationRead(notification_id=None, notification_ids=ids)
     if data.get("all") is True and data.get("notificationId") is None:
         return MarkNotificationRead(notification_id=None)
     if "all" in data and data["all"] not in (False, None):
@@ -347,18 +357,22 @@ def _parse_message_delete(data: dict[str, Any], limits: Limits) -> DeleteMessage
 
 
 def _parse_watch(data: dict[str, Any], limits: Limits) -> Watch:
-    """Repeated ids count once; more than MAX_WATCHED distinct ids is `too_large`."""
-    user_ids = data.get("userIds")
-    if not isinstance(user_ids, list):
-        raise FrameError(ErrorCode.BAD_REQUEST, "'userIds' must be a list of user ids")
+    return Watch(user_ids=_distinct_ids(data, "userIds", MAX_WATCHED))
+
+
+def _distinct_ids(data: dict[str, Any], field: str, maximum: int) -> tuple[int, ...]:
+    """A list of ids, repeats counted once, in the order first named; more than `maximum` is `too_large`."""
+    values = data.get(field)
+    if not isinstance(values, list):
+        raise FrameError(ErrorCode.BAD_REQUEST, f"'{field}' must be a list of ids")
     distinct: dict[int, None] = {}
-    for user_id in user_ids:
-        if type(user_id) is not int or not 1 <= user_id <= MAX_ID:
-            raise FrameError(ErrorCode.BAD_REQUEST, "'userIds' must hold positive integer ids")
-        distinct[user_id] = None
-        if len(distinct) > MAX_WATCHED:
-            raise FrameError(ErrorCode.TOO_LARGE, f"'userIds' names more than {MAX_WATCHED} users")
-    return Watch(user_ids=tuple(distinct))
+    for value in values:
+        if type(value) is not int or not 1 <= value <= MAX_ID:
+            raise FrameError(ErrorCode.BAD_REQUEST, f"'{field}' must hold positive integer ids")
+        distinct[value] = None
+        if len(distinct) > maximum:
+            raise FrameError(ErrorCode.TOO_LARGE, f"'{field}' names more than {maximum} ids")
+    return tuple(distinct)
 
 
 _PARSERS = {
@@ -553,9 +567,11 @@ def notification_frame(
     created_at: int,
     text: str,
     actor_ids: list[int] | None = None,
+    notification_ids: list[int] | None = None,
 ) -> str:
-    """A pushed notification; `actor_ids` (with `count`) when several likes of one post are grouped."""
-    if actor_ids is None:
+    """A pushed notification; `actor_ids` (with `count`) when several likes of one post are grouped, and
+    `notification_ids`, every stored notification the grouped frame stands for, so reading it marks them all."""
+    if actor_ids is None and notification_ids is None:
         return (
             NOTIFICATION_HEAD
             + str(notification_id)
@@ -563,8 +579,11 @@ def notification_frame(
         )
     frame = {"type": "notification", "notificationId": notification_id}
     frame.update(_notification_fields(notification_type, actor_id, post_id, comment_id, created_at, text))
-    frame["count"] = len(actor_ids)
-    frame["actorIds"] = actor_ids
+    if actor_ids is not None:
+        frame["count"] = len(actor_ids)
+        frame["actorIds"] = actor_ids
+    if notification_ids is not None:
+        frame["notificationIds"] = notification_ids
     return encode(frame)
 
 
@@ -596,9 +615,17 @@ def notifications_frame(notifications: list[dict[str, Any]]) -> str:
     return encode({"type": "notifications", "notifications": notifications})
 
 
-def notification_read_frame(notification_id: int | None, read_at: int) -> str:
-    """`notification_id` None means all of the user's notifications."""
-    target: dict[str, Any] = {"all": True} if notification_id is None else {"notificationId": notification_id}
+def notification_read_frame(
+    notification_id: int | None, read_at: int, notification_ids: list[int] | None = None
+) -> str:
+    """`notification_ids` when a list was marked; else `notification_id`, None meaning all of the user's."""
+    target: dict[str, Any]
+    if notification_ids is not None:
+        target = {"notificationIds": notification_ids}
+    elif notification_id is None:
+        target = {"all": True}
+    else:
+        target = {"notificationId": notification_id}
     return encode({"type": "notification_read", **target, "readAt": iso_time(read_at)})
 
 

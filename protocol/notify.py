@@ -2,17 +2,22 @@
 
 `parse_notify_request(kind, fields)` validates the body of `/notify/<kind>`
 (JSON values or form strings alike) and raises `NotifyRequestError` naming
-the bad field; `notification_text` builds the sentence a user reads.
+the bad field; `idempotency_key` checks the `Idempotency-Key` header and
+`request_hash` says when two requests are the same; `notification_text`
+builds the sentence a user reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import astuple, dataclass
 from typing import Any, Mapping
 
 from protocol.frames import MAX_ID, id_from_text
 
 KINDS = ("post", "comment", "like")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_CHARS = 128
 
 
 class NotifyRequestError(Exception):
@@ -37,6 +42,25 @@ def parse_notify_request(kind: str, fields: Mapping[str, Any]) -> NotifyRequest:
     comment_id = _required_id(fields, "commentId") if kind == "comment" else None
     owner_id = _optional_id(fields, "postOwnerId") if kind != "post" else None
     return NotifyRequest(kind, post_id, actor_id, comment_id, owner_id)
+
+
+def idempotency_key(header: str | None) -> str | None:
+    """The `Idempotency-Key` header's value, or None without one; raises `NotifyRequestError` for an empty one,
+    one over MAX_IDEMPOTENCY_KEY_CHARS, or one with characters other than printable ASCII (UUIDs and the like)."""
+    if header is None:
+        return None
+    if not header:
+        raise NotifyRequestError(f"{IDEMPOTENCY_HEADER} must not be empty")
+    if len(header) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise NotifyRequestError(f"{IDEMPOTENCY_HEADER} is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+    if not (header.isascii() and header.isprintable()):
+        raise NotifyRequestError(f"{IDEMPOTENCY_HEADER} must be printable ASCII")
+    return header
+
+
+def request_hash(request: NotifyRequest) -> str:
+    """A digest of what a request asks for: repeats that ask the same (as JSON or as a form) have the same one."""
+    return hashlib.sha256(repr(astuple(request)).encode("ascii")).hexdigest()
 
 
 def _required_id(fields: Mapping[str, Any], name: str) -> int:

@@ -191,6 +191,39 @@ MIGRATIONS: list[tuple[int, dict[str, list[str]]]] = [
             ],
         },
     ),
+    (
+        5,
+        {
+            # the notify API's repeats: `dedup_key` names what a repeated comment or like is the same as (NULL for
+            # posts: NULLs never collide), so the unique index stores it once; and the `Idempotency-Key`s of the
+            # last 24 hours with the request's hash and the first answer (status NULL: still being answered)
+            "sqlite": [
+                "ALTER TABLE realtime_notifications ADD COLUMN dedup_key VARCHAR(200) NULL",
+                "CREATE UNIQUE INDEX IF NOT EXISTS uq_notifications_dedup"
+                " ON realtime_notifications (user_id, dedup_key)",
+                "CREATE TABLE IF NOT EXISTS realtime_idempotency_keys ("
+                " idem_key VARCHAR(128) NOT NULL PRIMARY KEY,"
+                " request_hash CHAR(64) NOT NULL,"
+                " status INTEGER NULL,"
+                " answer TEXT NULL,"
+                " created_at BIGINT NOT NULL)",
+                "CREATE INDEX IF NOT EXISTS idx_idempotency_created ON realtime_idempotency_keys (created_at)",
+            ],
+            "mysql": [
+                "ALTER TABLE realtime_notifications ADD COLUMN IF NOT EXISTS dedup_key VARBINARY(200) NULL",
+                "CREATE UNIQUE INDEX IF NOT EXISTS uq_notifications_dedup"
+                " ON realtime_notifications (user_id, dedup_key)",
+                "CREATE TABLE IF NOT EXISTS realtime_idempotency_keys ("
+                " idem_key VARBINARY(128) NOT NULL PRIMARY KEY,"
+                " request_hash CHAR(64) NOT NULL,"
+                " status SMALLINT NULL,"
+                " answer TEXT NULL,"
+                " created_at BIGINT NOT NULL,"
+                " KEY idx_idempotency_created (created_at)"
+                ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            ],
+        },
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

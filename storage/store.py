@@ -53,6 +53,11 @@ LAST_SEEN_UPSERT = {
 }
 # messages the reader has just read or that were deleted unread leave its unread count for the sender:
 # parameters count, user_id, peer_id
+# a row that may already be there is inserted only if no unique key holds it yet; `execute` then counts 0
+INSERT_IF_NEW = {
+    "sqlite": "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
+    "mysql": "INSERT IGNORE INTO {} ({}) VALUES ({})",
+}
 UNREAD_LOWERED = "UPDATE realtime_conversations SET unread = unread - %s WHERE user_id = %s AND peer_id = %s"
 
 
@@ -147,6 +152,15 @@ class NotificationDraft:
     comment_id: int | None
     text: str
     created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """What an `Idempotency-Key` already holds: the hash of its request and, once answered, the first answer."""
+
+    request_hash: str
+    status: int | None  # None: the first request is still being answered
+    answer: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -608,12 +622,19 @@ class Storage:
         return [_notification(row) for row in rows]
 
     def store_notifications(self, drafts: Sequence[NotificationDraft]) -> list[Notification]:
-        """Store one notification per draft in one transaction; return them with their ids."""
-        rows = [(d.user_id, d.type, d.actor_id, d.post_id, d.comment_id, d.text, 0, d.created_at) for d in drafts]
-        columns = ("user_id", "type", "actor_id", "post_id", "comment_id", "text", "is_read", "created_at")
-        ids = self.engine.transaction(
-            lambda session: self._insert_rows(session, "realtime_notifications", columns, rows), write=True
-        )
+        """Store one notification per draft in one transaction; return those stored, with their ids.
+
+        A comment or like that its recipient already has (same post, actor and comment) is not stored again, nor
+        returned: the unique index on `dedup_key` decides, so two requests at once store it once too.
+        """
+
+        def work(session: Session) -> list[int | None]:
+            plain = [d for d in drafts if _dedup_key(d) is None]
+            rows = [_row(d) for d in plain]
+            ids = iter(self._insert_rows(session, "realtime_notifications", NOTIFICATION_INSERT, rows))
+            return [next(ids) if _dedup_key(d) is None else self._insert_if_new(session, d) for d in drafts]
+
+        ids = self.engine.transaction(work, write=True)
         return [
             Notification(
                 id=notification_id,
@@ -627,7 +648,22 @@ class Storage:
                 read=False,
             )
             for notification_id, d in zip(ids, drafts)
+            if notification_id is not None
         ]
+
+    def _insert_if_new(self, session: Session, draft: NotificationDraft) -> int | None:
+        """Insert a notification with a `dedup_key`; its id, or None if its recipient already has it."""
+        key = _dedup_key(draft)
+        columns = (*NOTIFICATION_INSERT, "dedup_key")
+        sql = INSERT_IF_NEW[self.dialect].format(
+            "realtime_notifications", ", ".join(columns), placeholders(len(columns))
+        )
+        if not session.execute(sql, (*_row(draft), key)):
+            return None
+        rows = session.query(
+            "SELECT id FROM realtime_notifications WHERE user_id = %s AND dedup_key = %s", (draft.user_id, key)
+        )
+        return int(rows[0][0])
 
     def followers(self, user_id: int, after_id: int, limit: int) -> list[int]:
         """Ids of the users who follow `user_id` (never `user_id` itself), ascending, above `after_id`."""
@@ -676,6 +712,95 @@ class Storage:
             )
 
         self.engine.transaction(work, write=True)
+
+
+    def mark_notification_list_read(self, user_id: int, notification_ids: Sequence[int], read_at: int) -> list[int]:
+        """Mark those of `notification_ids` that are the user's read; return them, in the order named.
+
+        Raises `NotFound` if none of them is one of this user's.
+        """
+        marks = placeholders(len(notification_ids))
+
+        def work(session: Session) -> list[int]:
+            rows = session.query(
+                f"SELECT id FROM realtime_notifications WHERE user_id = %s AND id IN ({marks})",
+                (user_id, *notification_ids),
+            )
+            owned = {int(row[0]) for row in rows}
+            if not owned:
+                raise NotFound("none of these notifications exists")
+            session.execute(
+                f"UPDATE realtime_notifications SET is_read = 1, read_at = %s"
+                f" WHERE user_id = %s AND is_read = 0 AND id IN ({placeholders(len(owned))})",
+                (read_at, user_id, *sorted(owned)),
+            )
+            return [notification_id for notification_id in notification_ids if notification_id in owned]
+
+        return self.engine.transaction(work, write=True)
+
+    # ------------------------------------------------------------ idempotency keys of the notify API
+
+    def claim_idempotency_key(
+        self, key: str, request_hash: str, now_ms: int, expired_before: int, stale_before: int
+    ) -> IdempotencyRecord | None:
+        """Claim `key` for a request (None), or return what it already holds. Of concurrent claims of one key
+        exactly one gets None: the key is the primary key. Purges first, lazily, the keys created before
+        `expired_before` and the claims still unanswered from before `stale_before` (their node stopped)."""
+        columns = "idem_key, request_hash, created_at"
+        claim = INSERT_IF_NEW[self.dialect].format("realtime_idempotency_keys", columns, placeholders(3))
+
+        def work(session: Session) -> IdempotencyRecord | None:
+            session.execute(
+                "DELETE FROM realtime_idempotency_keys WHERE created_at < %s OR (status IS NULL AND created_at < %s)",
+                (expired_before, stale_before),
+            )
+            if session.execute(claim, (key, request_hash, now_ms)):
+                return None
+            rows = session.query(
+                "SELECT request_hash, status, answer FROM realtime_idempotency_keys WHERE idem_key = %s", (key,)
+            )
+            stored_hash, status, answer = rows[0]
+            return IdempotencyRecord(_text(stored_hash), None if status is None else int(status), _text(answer))
+
+        return self.engine.transaction(work, write=True)
+
+    def record_idempotent_answer(self, key: str, status: int, answer: str) -> None:
+        """Keep the first answer to the request that claimed `key`, for its repeats."""
+        self.engine.transaction(
+            lambda session: session.execute(
+                "UPDATE realtime_idempotency_keys SET status = %s, answer = %s WHERE idem_key = %s",
+                (status, answer, key),
+            ),
+            write=True,
+            single_statement=True,
+        )
+
+    def release_idempotency_key(self, key: str) -> None:
+        """Forget an unanswered claim (its request failed and stored nothing to answer for): a retry runs anew."""
+        self.engine.transaction(
+            lambda session: session.execute(
+                "DELETE FROM realtime_idempotency_keys WHERE idem_key = %s AND status IS NULL", (key,)
+            ),
+            write=True,
+            single_statement=True,
+        )
+
+
+NOTIFICATION_INSERT = ("user_id", "type", "actor_id", "post_id", "comment_id", "text", "is_read", "created_at")
+
+
+def _row(d: NotificationDraft) -> tuple:
+    """A draft's values in NOTIFICATION_INSERT order."""
+    return (d.user_id, d.type, d.actor_id, d.post_id, d.comment_id, d.text, 0, d.created_at)
+
+
+def _dedup_key(d: NotificationDraft) -> str | None:
+    """What makes a repeated comment or like the same notification; None for a post, never deduplicated."""
+    if d.type == "comment":
+        return f"comment:{d.post_id}:{d.actor_id}:{d.comment_id}"
+    if d.type == "like":
+        return f"like:{d.post_id}:{d.actor_id}"
+    return None
 
 
 def _text(value: Any) -> Any:

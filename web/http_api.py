@@ -3,7 +3,8 @@
 A blueprint of small handlers; `create_http_app` registers it on an app
 that holds what they need (`HttpApi`). Handlers only parse and answer: a
 notify request is handed to the NotificationActor and the handler waits for
-its result; no SQL runs here apart from the health check's ping.
+its result; no SQL runs here apart from the health check's ping and the
+`Idempotency-Key` claims and answers (storage's methods).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import gevent
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from gevent.event import AsyncResult
 from prometheus_client import (
@@ -30,23 +30,36 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+import greenlets
 import metrics
 from actors import Node
 from actors.messages import Notify, NotifyResult
-from protocol.notify import KINDS, NotifyRequest, NotifyRequestError, parse_notify_request
+from protocol.notify import (
+    IDEMPOTENCY_HEADER,
+    KINDS,
+    NotifyRequest,
+    NotifyRequestError,
+    idempotency_key,
+    parse_notify_request,
+    request_hash,
+)
 from protocol.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, BadSignature, verify
 from settings import Settings
-from storage import NotFound, StorageUnavailable
+from storage import NotFound, Storage, StorageUnavailable
 from web.origins import ANY, allowed_origins, normalise, origin_allowed
 
 log = logging.getLogger(__name__)
 CORS_METHODS = "POST, GET, OPTIONS"
-CORS_HEADERS = f"Content-Type, X-Notify-Secret, {TIMESTAMP_HEADER}, {SIGNATURE_HEADER}"
+CORS_HEADERS = f"Content-Type, X-Notify-Secret, {TIMESTAMP_HEADER}, {SIGNATURE_HEADER}, {IDEMPOTENCY_HEADER}"
 # what the contract's callers send ("JSON or form-encoded"); anything else, text/plain above all, is what a
 # browser page may post to another origin without a preflight
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 BODY_TYPES = ("application/json", *FORM_TYPES)
 EXTENSION = "realtime.http_api"  # the app's `HttpApi`, in `app.extensions`
+IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000  # how long a key's first answer is given again (the contract's 24 h)
+# a claim still unanswered after this long was made by a node that stopped mid-request: the key is free again.
+# Far above any fan-out's time, which `[notify] request_timeout` does not bound (the job goes on after a 503)
+UNANSWERED_CLAIM_MS = 15 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -145,27 +158,87 @@ def notify(kind: str) -> tuple[Response, int]:
     if fields is None:
         return _failure(400, "body must be a JSON object or a form")
     try:
+        key = idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
         notify_request = parse_notify_request(kind, fields)
     except NotifyRequestError as error:
         return _failure(400, str(error))
-    return _notify(config.node, notify_request, config.notify_timeout)
+    if key is not None:
+        return _notify_once(config, key, notify_request)
+    return _json_answer(*_notify(config.node, notify_request, config.notify_timeout, AsyncResult()))
 
 
-def _notify(node: Node, notify_request: NotifyRequest, timeout: float) -> tuple[Response, int]:
-    """Hand the request to the NotificationActor; its result, or why there is none, as the answer."""
-    reply = AsyncResult()
-    node.notifier.tell(Notify(notify_request, reply))
+def _notify_once(config: HttpApi, key: str, notify_request: NotifyRequest) -> tuple[Response, int]:
+    """A request with an `Idempotency-Key`: the first one with the key runs, and its answer is kept for 24 hours;
+    a repeat gets that answer again (503 while it is still being worked out), another request with the key 409.
+
+    The answer kept is the job's, even when it comes after this handler gave up waiting; a job that failed
+    (5xx) stored nothing to answer for, so its key is released and a retry runs anew.
+    """
+    storage = config.node.storage
+    digest = request_hash(notify_request)
+    now = int(time.time() * 1000)
     try:
-        result: NotifyResult = reply.get(timeout=timeout)
-    except gevent.Timeout:
-        return _failure(503, "notifications are still being stored; not confirmed in time")
-    except NotFound as error:
-        return _failure(404, str(error))
+        held = storage.claim_idempotency_key(key, digest, now, now - IDEMPOTENCY_WINDOW_MS, now - UNANSWERED_CLAIM_MS)
     except StorageUnavailable:
         return _failure(503, "storage is unavailable, try again")
-    except Exception:
-        return _failure(500, "internal error")
-    return jsonify({"success": True, "recipients": result.recipients, "online": result.online}), 200
+    if held is not None:
+        if held.request_hash != digest:
+            return _failure(409, f"this {IDEMPOTENCY_HEADER} was used for another request")
+        if held.status is None:
+            response, status = _failure(503, f"the first request with this {IDEMPOTENCY_HEADER} is still running")
+            response.headers["Retry-After"] = "1"
+            return response, status
+        return Response(held.answer, status=held.status, mimetype="application/json"), held.status
+    reply = AsyncResult()
+    answer = _notify(config.node, notify_request, config.notify_timeout, reply)
+    if reply.ready():
+        _keep_answer(storage, key, reply)  # before answering: a repeat sent on receipt finds the answer kept
+    else:
+        reply.rawlink(lambda done: greenlets.run_soon(_keep_answer, storage, key, done))
+    return _json_answer(*answer)
+
+
+def _keep_answer(storage: Storage, key: str, reply: AsyncResult) -> None:
+    """Keep the finished job's answer for the repeats of its key, or release the key if the job failed."""
+    status, body = _outcome(reply)
+    try:
+        if status >= 500:
+            storage.release_idempotency_key(key)
+        else:
+            storage.record_idempotent_answer(key, status, _json_text(body))
+    except StorageUnavailable as error:  # the claim stays unanswered: repeats get 503 until UNANSWERED_CLAIM_MS
+        log.warning("notify: the answer for an %s was not kept: %s", IDEMPOTENCY_HEADER, error)
+
+
+def _notify(node: Node, notify_request: NotifyRequest, timeout: float, reply: AsyncResult) -> tuple[int, dict]:
+    """Hand the request to the NotificationActor, and wait for its result on `reply` for at most `timeout`."""
+    node.notifier.tell(Notify(notify_request, reply))
+    reply.wait(timeout)
+    if not reply.ready():
+        return 503, {"success": False, "error": "notifications are still being stored; not confirmed in time"}
+    return _outcome(reply)
+
+
+def _json_text(body: dict) -> str:
+    """A notify answer's body as the first answer and its repeats all send it, byte for byte (as jsonify would)."""
+    return json.dumps(body, separators=(",", ":"), sort_keys=True) + "\n"
+
+
+def _json_answer(status: int, body: dict) -> tuple[Response, int]:
+    return Response(_json_text(body), status=status, mimetype="application/json"), status
+
+
+def _outcome(reply: AsyncResult) -> tuple[int, dict]:
+    """(status, body) of a finished notify job."""
+    if reply.successful():
+        result: NotifyResult = reply.value
+        return 200, {"success": True, "recipients": result.recipients, "online": result.online}
+    error = reply.exception
+    if isinstance(error, NotFound):
+        return 404, {"success": False, "error": str(error)}
+    if isinstance(error, StorageUnavailable):
+        return 503, {"success": False, "error": "storage is unavailable, try again"}
+    return 500, {"success": False, "error": "internal error"}
 
 
 @api.get("/healthz")

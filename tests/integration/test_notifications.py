@@ -638,11 +638,13 @@ def test_likes_within_the_window_go_out_as_one_grouped_frame(grouping_server: Se
         laptop.assert_no_frame("notification", within=LIKE_WINDOW + 0.2)
         phone.assert_no_frame("notification", within=0)
 
-        # every like was stored, newest first; the grouped frame carries the newest one's id
+        # every like was stored, newest first; the grouped frame carries the newest one's id, and the ids of
+        # the three it stands for (not the first like's, which its own frame carried)
         entries = [e for e in stored(laptop) if e["postId"] == post_id]
         assert [e["actorId"] for e in entries] == [fourth, third, second, first]
         assert [e["read"] for e in entries] == [False] * 4
         assert entries[0]["notificationId"] == grouped["notificationId"]
+        assert grouped["notificationIds"] == [e["notificationId"] for e in entries[:3]]
         assert entries[0]["text"] == f"{name_of(fourth)} liked your post"  # stored one by one
 
         # once the window has closed, the next like is pushed at once again (a window that stayed
@@ -656,21 +658,26 @@ def test_likes_within_the_window_go_out_as_one_grouped_frame(grouping_server: Se
 
 
 @pytest.mark.slow  # starts a server of its own
-def test_grouped_actor_ids_are_distinct_and_one_other_is_singular(grouping_server: ServerProcess) -> None:
+def test_a_repeated_like_is_neither_stored_nor_grouped_again_and_one_other_is_singular(
+    grouping_server: ServerProcess,
+) -> None:
     server = grouping_server
     owner, first, second, third = server.add_users(4)
     post_id = post_of(server, owner)
     with server.connect(owner) as socket:
         assert_ok(notify(server, "like", postId=post_id, userId=first), 1, 1)
         socket.expect("notification", timeout=LIKE_WINDOW * 0.8, postId=post_id, actorId=first)
-        for liker in (second, third, second):
+        for liker in (second, third):
             assert_ok(notify(server, "like", postId=post_id, userId=liker), 1, 1)
+        assert_ok(notify(server, "like", postId=post_id, userId=second), 1, 0)  # a repeat: nothing stored or pushed
         grouped = socket.expect("notification", timeout=LIKE_WINDOW + 5, postId=post_id)
-        assert grouped["actorIds"] == [second, third] and grouped["count"] == 2
-        assert grouped["actorId"] == second
-        assert grouped["text"] == f"{name_of(second)} and 1 other liked your post"
+        assert grouped["actorIds"] == [third, second] and grouped["count"] == 2
+        assert grouped["actorId"] == third
+        assert grouped["text"] == f"{name_of(third)} and 1 other liked your post"
         socket.assert_no_frame("notification", within=QUIET)
-        assert len([e for e in stored(socket) if e["postId"] == post_id]) == 4
+        entries = [e for e in stored(socket) if e["postId"] == post_id]
+        assert [e["actorId"] for e in entries] == [third, second, first]
+        assert grouped["notificationIds"] == [e["notificationId"] for e in entries[:2]]
 
 
 @pytest.mark.slow  # starts a server of its own

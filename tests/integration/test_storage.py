@@ -311,7 +311,7 @@ def test_receipts_backlogs_and_notification_pages_read_one_index_range(storage: 
     every notification newer than the page."""
     _long_conversation(storage)
     storage.store_notifications(
-        [NotificationDraft(n % 2 + 1, "like", 3, 1, None, "liked", n) for n in range(LONG_CONVERSATION)]
+        [NotificationDraft(n % 2 + 1, "like", 3 + n, 1, None, "liked", n) for n in range(LONG_CONVERSATION)]
     )
     statement, params, sqlite_plan, mysql_plan = SINGLE_RANGE_STATEMENTS[name]
     plan = _plan(storage, statement(storage.dialect), params)

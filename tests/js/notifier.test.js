@@ -41,6 +41,18 @@ test("the unread count starts from connected, grows per notification and drops a
   notifier.destroy();
 });
 
+test("a grouped notification counts every like it stands for, and reading its list takes them all away", () => {
+  const client = fakeClient();
+  const notifier = new RealtimeNotifier(client, { environment: environment() });
+  client.emit("connected", { type: "connected", userId: 1, unreadNotifications: 0 });
+  client.emit("notification", notification(10)); // the first like, pushed alone
+  client.emit("notification", { ...notification(13), count: 3, actorIds: [4, 3, 2], notificationIds: [13, 12, 11] });
+  assert.equal(notifier.unread, 4); // what a reload's unreadNotifications says
+  client.emit("notificationRead", { notificationIds: [13, 12, 11] });
+  client.emit("notificationRead", { notificationIds: [13, 12, 11] }); // the same mark again, from another tab
+  assert.equal(notifier.unread, 1);
+});
+
 test("marking a notification already known as read does not lower the count", () => {
   const client = fakeClient();
   const notifier = new RealtimeNotifier(client, { environment: environment() });

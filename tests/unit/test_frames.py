@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from protocol import frames as frames_module
 from protocol.frames import (
     MAX_ID,
+    MAX_READ_IDS,
     MAX_REF_TYPE_CHARS,
     Connect,
     DeleteMessage,
@@ -202,6 +203,15 @@ class TestValidFrames:
 
     def test_notification_read_one_with_all_false(self):
         assert parse({"type": "notification_read", "notificationId": 4, "all": False}) == MarkNotificationRead(4)
+
+    def test_notification_read_a_list_counts_repeats_once_in_the_order_named(self):
+        command = parse({"type": "notification_read", "notificationIds": [9, 4, 9, 7]})
+        assert command == MarkNotificationRead(notification_id=None, notification_ids=(9, 4, 7))
+
+    def test_notification_read_a_list_of_the_most_ids_with_all_false(self):
+        ids = list(range(1, MAX_READ_IDS + 1))
+        command = parse({"type": "notification_read", "notificationIds": ids + [1], "all": False})
+        assert command.notification_ids == tuple(ids)
 
     def test_ping(self):
         assert parse({"type": "ping"}) == Ping()
@@ -427,6 +437,21 @@ class TestMalformedFrames:
     def test_notification_read_with_both_all_and_an_id_is_refused(self):
         assert refused({"type": "notification_read", "all": True, "notificationId": 4}).code == "bad_request"
 
+    @pytest.mark.parametrize(
+        "ids", [5, "1,2", [], [0], [-1], ["3"], [True], [1.5], [MAX_ID + 1], [[1]]], ids=repr
+    )
+    def test_notification_read_a_list_of_anything_but_ids_is_bad_request(self, ids):
+        error = refused({"type": "notification_read", "notificationIds": ids})
+        assert (error.code, error.ref) == ("bad_request", {"type": "notification_read"})
+
+    @pytest.mark.parametrize("other", [{"notificationId": 4}, {"all": True}], ids=repr)
+    def test_notification_read_a_list_with_an_id_or_all_is_bad_request(self, other):
+        assert refused({"type": "notification_read", "notificationIds": [4], **other}).code == "bad_request"
+
+    def test_notification_read_more_than_the_most_ids_is_too_large(self):
+        error = refused({"type": "notification_read", "notificationIds": list(range(1, MAX_READ_IDS + 2))})
+        assert (error.code, error.ref) == ("too_large", {"type": "notification_read"})
+
 
 # ================================================================ refs
 
@@ -649,6 +674,10 @@ class TestBuilders:
     def test_notification_read_all(self):
         frame = decoded(notification_read_frame(None, T))
         assert frame == {"type": "notification_read", "all": True, "readAt": T_ISO}
+
+    def test_notification_read_a_list(self):
+        frame = decoded(notification_read_frame(None, T, [9, 4]))
+        assert frame == {"type": "notification_read", "notificationIds": [9, 4], "readAt": T_ISO}
 
     def test_pong(self):
         assert decoded(pong_frame()) == {"type": "pong"}

@@ -14,11 +14,14 @@ import pytest
 from protocol.frames import MAX_ID, notification_frame
 from protocol.notify import (
     KINDS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
     NotifyRequest,
     NotifyRequestError,
     display_name,
+    idempotency_key,
     notification_text,
     parse_notify_request,
+    request_hash,
 )
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -272,6 +275,17 @@ def test_grouped_frame_has_count_and_actor_ids_in_the_given_order() -> None:
     assert "commentId" not in frame
 
 
+def test_grouped_frame_lists_the_notification_ids_it_stands_for() -> None:
+    frame = _frame(9, "like", 4, 7, None, CREATED_AT, "erin and 1 other liked your post", [4, 2], [9, 8])
+    assert frame["notificationIds"] == [9, 8] and frame["notificationId"] == 9 and frame["count"] == 2
+
+
+def test_frame_of_one_actor_standing_for_several_likes_has_ids_but_no_actor_ids() -> None:
+    frame = _frame(9, "like", 4, 7, None, CREATED_AT, "erin liked your post", None, [9, 8])
+    assert frame["notificationIds"] == [9, 8]
+    assert "count" not in frame and "actorIds" not in frame
+
+
 def test_frame_is_compact_utf8_json() -> None:
     text = notification_frame(1, "like", 2, 3, None, CREATED_AT, "zoë liked your post")
     assert "zoë" in text and " " not in text.replace("zoë liked your post", "")
@@ -293,3 +307,42 @@ def test_a_frame_from_the_shared_template_is_byte_for_byte_the_frame_encoded_who
         frame.update({"createdAt": "2026-11-24T06:05:25.123Z", "text": text})
         whole = json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
         assert notification_frame(notification_id, kind, actor_id, post_id, comment_id, CREATED_AT, text) == whole
+
+
+# ---------------------------------------------------------------- Idempotency-Key and request hashes
+
+
+def test_no_idempotency_key_is_none() -> None:
+    assert idempotency_key(None) is None
+
+
+@pytest.mark.parametrize("key", ["k", "0f8e3c7a-5b6d-4e1f-9a2b-3c4d5e6f7a8b", "x" * MAX_IDEMPOTENCY_KEY_CHARS, "a b"])
+def test_idempotency_key_of_printable_ascii_up_to_the_limit(key: str) -> None:
+    assert idempotency_key(key) == key
+
+
+@pytest.mark.parametrize("key", ["", "x" * (MAX_IDEMPOTENCY_KEY_CHARS + 1), "tab\there", "clé"], ids=repr)
+def test_idempotency_key_empty_too_long_or_not_printable_ascii_is_refused(key: str) -> None:
+    with pytest.raises(NotifyRequestError, match="Idempotency-Key"):
+        idempotency_key(key)
+
+
+def test_requests_asking_the_same_hash_the_same_however_sent() -> None:
+    as_json = parse_notify_request("comment", {"postId": 7, "userId": 3, "commentId": 11})
+    as_form = parse_notify_request("comment", {"postId": "7", "userId": "3", "commentId": "11", "extra": "x"})
+    assert request_hash(as_json) == request_hash(as_form)
+    assert len(request_hash(as_json)) == 64
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        NotifyRequest("like", 7, 3),
+        NotifyRequest("comment", 7, 3, 12),
+        NotifyRequest("comment", 8, 3, 11),
+        NotifyRequest("comment", 7, 4, 11),
+        NotifyRequest("comment", 7, 3, 11, 5),
+    ],
+)
+def test_requests_asking_otherwise_hash_otherwise(other: NotifyRequest) -> None:
+    assert request_hash(NotifyRequest("comment", 7, 3, 11)) != request_hash(other)

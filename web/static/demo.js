@@ -511,7 +511,8 @@
 
     onNotificationRead(frame) {
       for (const item of this.notifications.values()) {
-        if (frame.all || item.notificationId === frame.notificationId) item.read = true;
+        const read = frame.notificationIds || [frame.notificationId];
+        if (frame.all || read.includes(item.notificationId)) item.read = true;
       }
       this.renderNotifications();
     }
@@ -687,7 +688,7 @@
           element("time", "notification-time", formatTime(item.createdAt))
         );
         button.addEventListener("click", () => {
-          if (!item.read) this.client.markNotificationRead(item.notificationId);
+          if (!item.read) this.client.markNotificationRead(item.notificationIds || item.notificationId);
         });
         entry.append(button);
         list.append(entry);

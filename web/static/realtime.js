@@ -309,9 +309,12 @@
       this._sendIfConnected({ type: "watch", userIds: this._watched });
     }
 
-    /** Mark one notification read, or all of them with "all". False when not connected. */
+    /** Mark one notification read, a list of them (a grouped item's notificationIds), or all of them with "all".
+     * False when not connected. */
     markNotificationRead(notificationId) {
-      const target = notificationId === "all" ? { all: true } : { notificationId };
+      let target = { notificationId };
+      if (notificationId === "all") target = { all: true };
+      else if (Array.isArray(notificationId)) target = { notificationIds: notificationId };
       return this._sendIfConnected({ type: "notification_read", ...target });
     }
 
@@ -654,7 +657,7 @@
     }
 
     _onNotification(frame) {
-      this._setUnread(this.unread + 1);
+      this._setUnread(this.unread + (frame.notificationIds ? frame.notificationIds.length : 1)); // a grouped one counts each
       if (!this.leader) return;
       const sound = this.soundEnabled && this.beep();
       const shown = this._showBrowserNotification(frame);
@@ -664,8 +667,9 @@
     _onRead(frame) {
       if (frame.all) {
         this._setUnread(0);
-      } else if (this._readIds.add(frame.notificationId)) {
-        this._setUnread(Math.max(0, this.unread - 1));
+      } else {
+        const newlyRead = (frame.notificationIds || [frame.notificationId]).filter((id) => this._readIds.add(id));
+        if (newlyRead.length) this._setUnread(Math.max(0, this.unread - newlyRead.length));
       }
     }
 
