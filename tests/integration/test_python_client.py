@@ -89,6 +89,22 @@ def test_refusals_are_typed(server: ServerProcess) -> None:
     assert client.post(post_of(server, author), author).recipients == 0  # the service kept working
 
 
+def test_one_idempotency_key_stores_once_and_another_body_with_it_is_a_conflict(server: ServerProcess) -> None:
+    owner, liker, other = server.add_users(3)
+    post_id = post_of(server, owner)
+    client = NotifyClient(server.http_url)
+    with server.connect(owner) as owner_socket:
+        first = client.like(post_id, liker, idempotency_key="like-once")
+        owner_socket.expect("notification", postId=post_id, actorId=liker)
+        again = client.like(post_id, liker, idempotency_key="like-once")  # the first answer, nothing stored
+        assert (again.recipients, again.online) == (first.recipients, first.online) == (1, 1)
+        with pytest.raises(Conflict) as conflict:
+            client.like(post_id, other, idempotency_key="like-once")
+        assert conflict.value.status == 409 and conflict.value.idempotency_key == "like-once"
+        owner_socket.assert_no_frame("notification", within=QUIET)
+    assert len(server.storage.notifications(owner, None, 10)) == 1
+
+
 # ---------------------------------------------------------------- authentication
 
 
