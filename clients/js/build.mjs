@@ -37,4 +37,4 @@ return { ${names.join(", ")} };
 mkdirSync(join(root, "dist"), { recursive: true });
 writeFileSync(join(root, "dist", "realtime.mjs"), banner + source);
 writeFileSync(join(root, "dist", "realtime.js"), classic);
-console.log(`built dist/realtime.mjs and dist/realtime.js (${version})`);
+console.error(`built dist/realtime.mjs and dist/realtime.js (${version})`);
