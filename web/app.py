@@ -17,7 +17,7 @@ from protocol.frames import id_from_text
 from protocol.tokens import mint_token
 from settings import Settings
 from web.http_api import create_http_app, is_loopback
-from web.origins import ANY, allowed_origins, loopback_hosts, normalise
+from web.origins import ANY, allowed_origins, cors_allow_origin, loopback_hosts
 from web.session import ClientSession, SessionPolicy
 from web.ws.handshake import REFUSAL_PROBE
 
@@ -102,12 +102,11 @@ def _add_client_routes(app: Flask, origins: frozenset[str]) -> None:
 
     def serve(build: str) -> Response:
         response = send_from_directory(CLIENT_DIR / "dist", build, mimetype="text/javascript")
-        origin = request.headers.get("Origin")
-        if ANY in origins:
-            response.headers["Access-Control-Allow-Origin"] = ANY
-        elif origin is not None and normalise(origin) in origins:
-            response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers.add("Vary", "Origin")
+        allow = cors_allow_origin(request.headers.get("Origin"), origins)
+        if ANY not in origins:
+            response.vary.add("Origin")
+        if allow is not None:
+            response.headers["Access-Control-Allow-Origin"] = allow
         return response
 
     for build in CLIENT_BUILDS:
