@@ -6,6 +6,7 @@ so tests and the service assemble them the same way.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -16,12 +17,17 @@ from protocol.frames import id_from_text
 from protocol.tokens import mint_token
 from settings import Settings
 from web.http_api import create_http_app, is_loopback
-from web.origins import loopback_hosts
+from web.origins import ANY, allowed_origins, cors_allow_origin, loopback_hosts
 from web.session import ClientSession, SessionPolicy
+from web.ws.handshake import REFUSAL_PROBE
 
 log = logging.getLogger(__name__)
 DEMO_TOKEN_TTL_SECONDS = 12 * 3600
-STATIC_DIR = Path(__file__).resolve().parent / "static"  # realtime.js (always) and the demo page's files
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # the demo page's files
+CLIENT_DIR = Path(__file__).resolve().parent.parent / "clients" / "js"  # the browser client's package
+CLIENT_VERSION = json.loads((CLIENT_DIR / "package.json").read_text())["version"]
+CLIENT_BUILDS = ("realtime.mjs", "realtime.js")
+CLASSIC_BUILD = "realtime.js"  # also at /static/realtime.js, where the demo page and older pages load it
 DEMO_PAGE = "demo.html"
 
 
@@ -48,6 +54,8 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
         return Response()
 
     def plain_get() -> Response:
+        if "probe" in request.args:
+            return _handshake_probe()
         if settings.server.demo and request.path == "/":
             return send_from_directory(STATIC_DIR, DEMO_PAGE)
         return Response(
@@ -60,6 +68,8 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
         app.add_url_rule(path, f"socket{path}", socket_endpoint, websocket=True)
         app.add_url_rule(path, f"plain{path}", plain_get)
 
+    server = settings.server
+    _add_client_routes(app, allowed_origins(server.allowed_origins, server.demo, server.ws_port))
     headers = page_security_headers(settings.server.ws_port, settings.server.http_port)
 
     @app.after_request
@@ -70,6 +80,38 @@ def _create_ws_app(settings: Settings, node: Node) -> Flask:
     if settings.server.demo:
         _add_demo_routes(app, settings, node)
     return app
+
+
+def _handshake_probe() -> Response:
+    """What a WebSocket handshake from this page and address would get now: 204, or the 403/429 and its reason.
+    Browsers hide a refused handshake's status; the client asks here (`?probe=1` on the socket's URL) to show it.
+    Any page may read the answer: it tells that page only about itself."""
+    refusal = request.environ[REFUSAL_PROBE]()
+    if refusal is None:
+        response = Response(status=204)
+    else:
+        response = Response(refusal.body, status=refusal.status, content_type="text/plain; charset=utf-8")
+    response.headers["Access-Control-Allow-Origin"] = ANY
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _add_client_routes(app: Flask, origins: frozenset[str]) -> None:
+    """The browser client's builds at `/client/v<version>/realtime.mjs` and `.js`, which pages of the origins
+    allowed to open a socket may import across origins (CORS); the classic build also at /static/realtime.js."""
+
+    def serve(build: str) -> Response:
+        response = send_from_directory(CLIENT_DIR / "dist", build, mimetype="text/javascript")
+        allow = cors_allow_origin(request.headers.get("Origin"), origins)
+        if ANY not in origins:
+            response.vary.add("Origin")
+        if allow is not None:
+            response.headers["Access-Control-Allow-Origin"] = allow
+        return response
+
+    for build in CLIENT_BUILDS:
+        app.add_url_rule(f"/client/v{CLIENT_VERSION}/{build}", f"client/{build}", lambda build=build: serve(build))
+    app.add_url_rule(f"/static/{CLASSIC_BUILD}", "client/static", lambda: serve(CLASSIC_BUILD))
 
 
 def _add_demo_routes(app: Flask, settings: Settings, node: Node) -> None:

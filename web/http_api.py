@@ -46,7 +46,7 @@ from protocol.notify import (
 from protocol.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, BadSignature, verify
 from settings import Settings
 from storage import NotFound, Storage, StorageUnavailable
-from web.origins import ANY, allowed_origins, normalise, origin_allowed
+from web.origins import ANY, allowed_origins, cors_allow_origin, origin_allowed
 
 log = logging.getLogger(__name__)
 CORS_METHODS = "POST, GET, OPTIONS"
@@ -126,14 +126,12 @@ def preflight_and_caller_check() -> Response | tuple[Response, int] | None:
 
 @api.after_app_request
 def cors(response: Response) -> Response:
-    origin = request.headers.get("Origin")
     cors_origins = _api().cors_origins
-    if ANY in cors_origins:
-        response.headers["Access-Control-Allow-Origin"] = ANY
-    else:
+    allow = cors_allow_origin(request.headers.get("Origin"), cors_origins)
+    if ANY not in cors_origins:
         response.vary.add("Origin")  # the answer depends on the Origin: shared caches must know
-        if origin is not None and normalise(origin) in cors_origins:
-            response.headers["Access-Control-Allow-Origin"] = origin
+    if allow is not None:
+        response.headers["Access-Control-Allow-Origin"] = allow
     response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
     response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
     response.headers["Access-Control-Max-Age"] = "600"

@@ -39,6 +39,15 @@ def origin_allowed(origin: str | None, allowed: frozenset[str]) -> bool:
     return ANY in allowed or normalise(origin) in allowed
 
 
+def cors_allow_origin(origin: str | None, allowed: frozenset[str]) -> str | None:
+    """The `Access-Control-Allow-Origin` for a request with this `Origin` (None: absent): `*` when any origin is
+    allowed, the origin itself when it is allowed, else None (no header: the browser keeps the answer from the
+    page). Unless it is `*`, the answer depends on the Origin: send `Vary: Origin`."""
+    if ANY in allowed:
+        return ANY
+    return origin if origin is not None and normalise(origin) in allowed else None
+
+
 def normalise(origin: str) -> str:
     """Origins compare as scheme://host[:port], case-insensitively, without a trailing slash."""
     return origin.strip().rstrip("/").lower()

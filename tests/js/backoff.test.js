@@ -1,9 +1,9 @@
-// The reconnect schedule of web/static/realtime.js: exponential, capped, jittered, reset by a stable connection.
+// The reconnect schedule of clients/js (dist/realtime.js): exponential, capped, jittered, reset by a stable connection.
 "use strict";
 
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const { backoffDelay, ReconnectSchedule } = require("../../web/static/realtime.js");
+const { backoffDelay, ReconnectSchedule } = require("../../clients/js/dist/realtime.js");
 
 const lowest = () => 0;
 const highest = () => 0.999999;

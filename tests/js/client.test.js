@@ -3,32 +3,7 @@
 
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const { RealtimeClient } = require("../../web/static/realtime.js");
-const { fakeWebSockets, nextEvent } = require("./fakes.js");
-
-const CONNECTED = { type: "connected", userId: 1, unreadMessages: 0, unreadNotifications: 0 };
-
-/** A client on fake sockets with tiny backoff delays; closed after the test so no timer keeps Node alive. */
-function makeClient(t, options = {}) {
-  const sockets = fakeWebSockets();
-  const client = new RealtimeClient({
-    url: "ws://test/",
-    token: "token-1",
-    userId: 1,
-    WebSocket: sockets.WebSocket,
-    backoff: { baseMs: 2, capMs: 4 },
-    ...options,
-  });
-  t.after(() => client.close());
-  return { client, sockets };
-}
-
-async function connected(client, socket) {
-  const state = nextEvent(client, "state", (value) => value === "connected");
-  socket.open();
-  socket.receive(CONNECTED);
-  await state;
-}
+const { CONNECTED, connected, makeClient, nextEvent } = require("./fakes.js");
 
 test("opens the socket and authenticates with the token", async (t) => {
   const { client, sockets } = makeClient(t);

@@ -1,6 +1,8 @@
 // Stand-ins for the browser objects realtime.js uses, for the unit tests under Node.
 "use strict";
 
+const { RealtimeClient } = require("../../clients/js/dist/realtime.js");
+
 /** A WebSocket class whose instances the test opens, feeds and drops; `sockets.at(n)` waits for the n-th. */
 function fakeWebSockets() {
   const created = [];
@@ -11,6 +13,7 @@ function fakeWebSockets() {
       this.url = url;
       this.readyState = 0;
       this.sent = [];
+      this.sentListeners = new Set();
       this.closedWith = null;
       created.push(this);
       const resolve = waiting.get(created.length - 1);
@@ -19,7 +22,21 @@ function fakeWebSockets() {
 
     send(text) {
       if (this.readyState !== 1) throw new Error("send on a socket that is not open");
-      this.sent.push(JSON.parse(text));
+      const frame = JSON.parse(text);
+      this.sent.push(frame);
+      for (const listener of Array.from(this.sentListeners)) listener(frame);
+    }
+
+    /** Resolves with the next frame the client sends on this socket that passes `accept`. */
+    nextSent(accept = () => true) {
+      return new Promise((resolve) => {
+        const listener = (frame) => {
+          if (!accept(frame)) return;
+          this.sentListeners.delete(listener);
+          resolve(frame);
+        };
+        this.sentListeners.add(listener);
+      });
     }
 
     close(code) {
@@ -146,6 +163,36 @@ function fakeStorage() {
   };
 }
 
+/** The client's outbox store (IndexedDB in a page) in memory; `entries` is what it holds. */
+function fakeOutboxStore(entries = []) {
+  const held = new Map(entries.map((entry) => [entry.clientMsgId, entry]));
+  return {
+    held,
+    load: (userId) => Promise.resolve(Array.from(held.values()).filter((entry) => entry.userId === userId)),
+    put: (entry) => Promise.resolve(held.set(entry.clientMsgId, entry)),
+    delete: (clientMsgId) => Promise.resolve(held.delete(clientMsgId)),
+  };
+}
+
+/** A fetch() that answers every request with `status` and `body`; `urls` lists what was fetched. */
+function fakeFetch(status, body = "") {
+  const urls = [];
+  const fetch = (url) => {
+    urls.push(url);
+    return Promise.resolve({ status, text: () => Promise.resolve(body) });
+  };
+  fetch.urls = urls;
+  return fetch;
+}
+
+/** The page's globals the client listens to: `window` (online) and `document` (visibilitychange). */
+function fakePage() {
+  const page = new EventTarget();
+  page.document = new EventTarget();
+  page.document.visibilityState = "visible";
+  return page;
+}
+
 /** Resolves with the arguments of the next `event` from `emitter` that passes `accept`. */
 function nextEvent(emitter, event, accept = () => true) {
   return new Promise((resolve) => {
@@ -157,4 +204,43 @@ function nextEvent(emitter, event, accept = () => true) {
   });
 }
 
-module.exports = { fakeWebSockets, fakeLocks, fakeNotificationApi, fakeAudioContext, fakeStorage, nextEvent };
+const CONNECTED = { type: "connected", userId: 1, unreadMessages: 0, unreadNotifications: 0 };
+
+/** A client on fake sockets with tiny backoff delays; closed after the test so no timer keeps Node alive. */
+function makeClient(t, options = {}) {
+  const sockets = fakeWebSockets();
+  const client = new RealtimeClient({
+    url: "ws://test/",
+    token: "token-1",
+    userId: 1,
+    WebSocket: sockets.WebSocket,
+    backoff: { baseMs: 2, capMs: 4 },
+    fetch: null, // no handshake probe unless a test passes a fake fetch
+    outboxStore: fakeOutboxStore(),
+    ...options,
+  });
+  t.after(() => client.close());
+  return { client, sockets };
+}
+
+async function connected(client, socket) {
+  const state = nextEvent(client, "state", (value) => value === "connected");
+  socket.open();
+  socket.receive(CONNECTED);
+  await state;
+}
+
+module.exports = {
+  CONNECTED,
+  makeClient,
+  connected,
+  fakeWebSockets,
+  fakeLocks,
+  fakeNotificationApi,
+  fakeAudioContext,
+  fakeStorage,
+  fakeOutboxStore,
+  fakeFetch,
+  fakePage,
+  nextEvent,
+};

@@ -3,7 +3,7 @@
 
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const { Emitter, RealtimeNotifier } = require("../../web/static/realtime.js");
+const { Emitter, RealtimeNotifier } = require("../../clients/js/dist/realtime.js");
 const { fakeLocks, fakeNotificationApi, fakeAudioContext, fakeStorage, nextEvent } = require("./fakes.js");
 
 /** A page's globals: visible unless `hidden`, with Web Locks unless `locks` is null. */

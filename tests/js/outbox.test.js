@@ -1,9 +1,9 @@
-// The outbox of web/static/realtime.js: unacknowledged messages, kept in send order until `message_sent`.
+// The outbox of clients/js (dist/realtime.js): unacknowledged messages, kept in send order until `message_sent`.
 "use strict";
 
 const test = require("node:test");
 const assert = require("node:assert/strict");
-const { Outbox } = require("../../web/static/realtime.js");
+const { Outbox } = require("../../clients/js/dist/realtime.js");
 
 const entry = (n) => ({ clientMsgId: `c-${n}`, to: 2, content: `message ${n}` });
 const ids = (outbox) => outbox.pending().map((pending) => pending.clientMsgId);

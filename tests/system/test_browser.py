@@ -1,4 +1,4 @@
-"""The browser client (web/static/realtime.js) and the demo page, end to end.
+"""The browser client (clients/js, served at /static/realtime.js) and the demo page, end to end.
 
 Debian's headless Chromium, driven by Playwright, loads the demo page from a
 real service in demo mode (`/?user=N`, served on the WebSocket port, whose

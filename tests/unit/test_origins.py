@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from web.origins import allowed_origins, loopback_hosts, origin_allowed
+from web.origins import allowed_origins, cors_allow_origin, loopback_hosts, origin_allowed
 
 
 def test_no_origin_means_not_a_browser_and_is_let_through():
@@ -58,3 +58,11 @@ def test_loopback_hosts_on_port_80_include_the_bare_names_browsers_send():
 
 def test_demo_mode_on_port_80_allows_the_origin_browsers_send():
     assert origin_allowed("http://localhost", allowed_origins("", demo=True, ws_port=80))
+
+
+def test_cors_allow_origin_echoes_an_allowed_origin_and_answers_any_with_a_star() -> None:
+    allowed = frozenset({"https://app.example"})
+    assert cors_allow_origin("https://App.example/", allowed) == "https://App.example/"
+    assert cors_allow_origin("https://evil.example", allowed) is None
+    assert cors_allow_origin(None, allowed) is None
+    assert cors_allow_origin("https://evil.example", frozenset({"*"})) == "*"

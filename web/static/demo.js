@@ -114,7 +114,7 @@
 
     listen() {
       const client = this.client;
-      client.on("state", (state) => this.onState(state));
+      client.on("state", (state, detail) => this.onState(state, detail));
       client.on("connected", () => this.onConnected());
       client.on("message", (frame) => this.onMessage(frame));
       client.on("sent", (frame) => this.onSent(frame));
@@ -172,18 +172,20 @@
       });
     }
 
-    onState(state) {
+    onState(state, detail = {}) {
       const labels = {
         idle: "Starting…",
         connecting: "Connecting…",
         connected: "Connected",
         reconnecting: "Reconnecting…",
         unauthorized: "Signing in again…",
+        refused: `Refused by the server (${detail.status})`, // 403: this origin is not allowed; 429: too many tabs
         closed: "Disconnected",
       };
       const pill = $("connection-state");
       pill.dataset.state = state;
       pill.textContent = labels[state] || state;
+      pill.title = state === "refused" ? detail.reason : "";
       if (state === "connected") this.renewedToken = false;
       if (state === "unauthorized") this.renewToken();
     }

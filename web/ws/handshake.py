@@ -32,6 +32,9 @@ HANDSHAKE_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SUPPORTED_VERSIONS = WebSocketHandler.SUPPORTED_VERSIONS
 READ_BUFFER_BYTES = 1024  # the handshake's reader; frames are read in larger reads afterwards
 PLAIN_TEXT = ("Content-Type", "text/plain; charset=utf-8")
+# in every request's environ on the WebSocket port: a function returning the `Refusal` (403 or 429) a handshake
+# from this request's origin and address would get now, or None; what a client's probe asks (web.app)
+REFUSAL_PROBE = "realtime.handshake_refusal"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,19 @@ class Refusal:
 def check_upgrade(environ: dict, policy: HandshakePolicy, connections_from_address: int) -> Refusal | None:
     """Why the upgrade request in `environ` is refused, or None if it may proceed. `connections_from_address`
     counts the open connections and the pending handshakes of its client address, this one excluded."""
+    refusal = admission_refusal(environ, policy, connections_from_address)
+    if refusal is not None:
+        return refusal
+    if environ.get("HTTP_SEC_WEBSOCKET_VERSION") not in SUPPORTED_VERSIONS:
+        version_header = ("Sec-WebSocket-Version", ", ".join(SUPPORTED_VERSIONS))
+        return Refusal("400 Bad Request", [version_header], b"Unsupported WebSocket version")
+    if not _valid_key(_key(environ)):
+        return Refusal("400 Bad Request", [], b"Invalid Sec-WebSocket-Key")
+    return None
+
+
+def admission_refusal(environ: dict, policy: HandshakePolicy, connections_from_address: int) -> Refusal | None:
+    """The refusals that depend on who asks, not on how (403 origin, 429 connection cap): what a probe learns."""
     origin = environ.get("HTTP_ORIGIN")
     if not origin_allowed(origin, policy.allowed_origins):
         return Refusal(
@@ -73,11 +89,6 @@ def check_upgrade(environ: dict, policy: HandshakePolicy, connections_from_addre
             b"Too many connections from this address ([limits] connections_per_address).",
             f"it already has {cap} connections or handshakes",
         )
-    if environ.get("HTTP_SEC_WEBSOCKET_VERSION") not in SUPPORTED_VERSIONS:
-        version_header = ("Sec-WebSocket-Version", ", ".join(SUPPORTED_VERSIONS))
-        return Refusal("400 Bad Request", [version_header], b"Unsupported WebSocket version")
-    if not _valid_key(_key(environ)):
-        return Refusal("400 Bad Request", [], b"Invalid Sec-WebSocket-Key")
     return None
 
 
@@ -117,11 +128,19 @@ class UpgradeHandler(ServiceHandler, WebSocketHandler):
         result = super().upgrade_websocket()
         return [part.encode() if isinstance(part, str) else part for part in result] if result else result
 
+    def get_environ(self) -> dict:
+        environ = super().get_environ()
+        environ[REFUSAL_PROBE] = lambda: admission_refusal(environ, self.server.handshake_policy, self._from_address())
+        return environ
+
+    def _from_address(self) -> int:
+        """The open connections and pending handshakes of this request's client address."""
+        return self.server.connections.from_address(self.peer) + self.server.pending.from_address(self.peer)
+
     def upgrade_connection(self):
         server = self.server
         peer = self.client_address[0] if self.client_address else "?"
-        from_address = server.connections.from_address(peer) + server.pending.from_address(peer)
-        refusal = check_upgrade(self.environ, server.handshake_policy, from_address)
+        refusal = check_upgrade(self.environ, server.handshake_policy, self._from_address())
         if refusal is not None:
             return self._refuse(refusal)
 
