@@ -19,7 +19,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 EXPECT_TIMEOUT_MS = 15_000  # how long an expectation on the page may take to come true
-ALICE, BOB, CAROL, DAVE = 1, 2, 3, 4  # demo users; post 10N belongs to user N
+ALICE, BOB, CAROL, DAVE, ERIN = 1, 2, 3, 4, 5  # demo users; post 10N belongs to user N
 
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (scripts/install-system-deps.sh chromium installs it)"

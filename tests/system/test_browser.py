@@ -27,6 +27,7 @@ from tests.helpers.browser import (
     BOB,
     CAROL,
     DAVE,
+    ERIN,
     ContextFactory,
     DemoPage,
     needs_chromium,
@@ -129,6 +130,34 @@ def test_a_message_typed_by_one_user_reaches_the_other_and_ticks_go_sent_deliver
     save_screenshot(alice.page, f"demo-page-{backend}.png")
     alice.assert_no_errors()
     bob.assert_no_errors()
+
+
+@needs_chromium
+def test_grouped_likes_count_each_like_and_one_click_reads_them_all_live_after_a_reload_and_on_another_device(
+    demo_server: ServerProcess, new_context: ContextFactory
+) -> None:
+    """The issue's case: four likes of one post in the grouping window; the first is pushed alone, the other three
+    as one grouped item. The badge counts four live, on a second device and after a reload, and clicking the
+    grouped item reads its three at once, everywhere."""
+    laptop = DemoPage(new_context(), demo_server, ALICE)
+    phone = DemoPage(new_context(), demo_server, ALICE)
+    for liker in (BOB, CAROL, DAVE, ERIN):
+        assert notify(demo_server, "like", postId=101, userId=liker)["online"] == 1
+    for page in (laptop, phone):
+        expect(page.badge).to_have_text("4")  # the first like, then the window's three grouped
+    laptop.page.locator("#bell").click()
+    grouped = laptop.page.locator(".notification", has_text="and 2 others liked your post")
+    expect(grouped).to_have_attribute("data-read", "false")
+    grouped.click()
+    expect(grouped).to_have_attribute("data-read", "true")
+    for page in (laptop, phone):
+        expect(page.badge).to_have_text("1")  # the first like, unread
+    phone.page.reload()
+    expect(phone.badge).to_have_text("1")  # what the database says agrees
+    phone.page.locator("#bell").click()
+    expect(phone.page.locator('.notification[data-read="false"]')).to_have_count(1)
+    laptop.assert_no_errors()
+    phone.assert_no_errors()
 
 
 @needs_chromium
