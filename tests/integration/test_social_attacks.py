@@ -1,5 +1,5 @@
-"""Attacks on the social-chat frames (`typing`, `message_delete`, `conversations`), against a real server on the
-DEFAULT [limits]: a script sending one of them as fast as it can is refused, then closed with 4429; the server's
+"""Attacks on the social-chat frames (`typing`, `message_delete`, `conversations`) and on `notification_read` with
+a list of ids, against a real server on the DEFAULT [limits]: a script sending one of them as fast as it can is refused, then closed with 4429; the server's
 memory stays bounded, another user's round trips stay low, and the frames that reach a third user are bounded by
 the contract's own rate (typing: one start and one stop per 2 s).
 """
@@ -57,7 +57,13 @@ def full_inbox_pages(server: ServerProcess, attacker: int, partner: int) -> list
     return [json_frame({"type": "conversations", "limit": 100})] * FLOOD_FRAMES
 
 
-FLOODS = [typing_on_and_off, typing_to_everyone, deleting_others_messages, full_inbox_pages]
+def reading_full_id_lists(server: ServerProcess, attacker: int, partner: int) -> list[bytes]:
+    """`notification_read` with the longest list the contract allows, of ids that are nobody's."""
+    ids = [UNKNOWN_IDS + n for n in range(100)]
+    return [json_frame({"type": "notification_read", "notificationIds": ids})] * FLOOD_FRAMES
+
+
+FLOODS = [typing_on_and_off, typing_to_everyone, deleting_others_messages, full_inbox_pages, reading_full_id_lists]
 
 
 @pytest.mark.parametrize("flooding", FLOODS, ids=lambda flooding: flooding.__name__)
@@ -113,6 +119,11 @@ def assert_answers(flooding: Frames, texts: list[dict[str, Any]]) -> None:
             named = int(re.search(r"message (\d+)", frame["message"]).group(1))
             expected = "not_found" if named >= UNKNOWN_IDS else "forbidden"
             assert (frame["code"], frame["ref"]) == (expected, {"type": "message_delete"}), frame
+    elif flooding is reading_full_id_lists:  # none of the ids is the attacker's: nothing marked, nothing echoed
+        assert answers and all(
+            (frame["type"], frame["code"], frame["ref"]) == ("error", "not_found", {"type": "notification_read"})
+            for frame in answers
+        ), answers[:3]
     else:
         assert answers and all(len(frame["conversations"]) == 100 for frame in answers), answers[:1]
 
