@@ -51,13 +51,19 @@ LAST_SEEN_UPSERT = {
     "mysql": "INSERT INTO realtime_presence (user_id, last_seen) VALUES (%s, %s)"
     " ON DUPLICATE KEY UPDATE last_seen = GREATEST(last_seen, VALUES(last_seen))",
 }
-# messages the reader has just read or that were deleted unread leave its unread count for the sender:
-# parameters count, user_id, peer_id
 # a row that may already be there is inserted only if no unique key holds it yet; `execute` then counts 0
 INSERT_IF_NEW = {
     "sqlite": "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
     "mysql": "INSERT IGNORE INTO {} ({}) VALUES ({})",
 }
+# an unanswered claim of a key from a node that stopped mid-request becomes this request's claim:
+# parameters request_hash, created_at, idem_key, stale_before
+STALE_CLAIM_TAKEN_OVER = (
+    "UPDATE realtime_idempotency_keys SET request_hash = %s, created_at = %s"
+    " WHERE idem_key = %s AND status IS NULL AND created_at < %s"
+)
+# messages the reader has just read or that were deleted unread leave its unread count for the sender:
+# parameters count, user_id, peer_id
 UNREAD_LOWERED = "UPDATE realtime_conversations SET unread = unread - %s WHERE user_id = %s AND peer_id = %s"
 
 
@@ -745,16 +751,17 @@ class Storage:
     ) -> IdempotencyRecord | None:
         """Claim `key` for a request (None), or return what it already holds. Of concurrent claims of one key
         exactly one gets None: the key is the primary key. Purges first, lazily, the keys created before
-        `expired_before` and the claims still unanswered from before `stale_before` (their node stopped)."""
+        `expired_before` (a range of the created_at index), and takes over this key's claim if it is still
+        unanswered from before `stale_before` (its node stopped): by primary key, so no request scans the claims
+        of the last 24 hours."""
         columns = "idem_key, request_hash, created_at"
         claim = INSERT_IF_NEW[self.dialect].format("realtime_idempotency_keys", columns, placeholders(3))
 
         def work(session: Session) -> IdempotencyRecord | None:
-            session.execute(
-                "DELETE FROM realtime_idempotency_keys WHERE created_at < %s OR (status IS NULL AND created_at < %s)",
-                (expired_before, stale_before),
-            )
+            session.execute("DELETE FROM realtime_idempotency_keys WHERE created_at < %s", (expired_before,))
             if session.execute(claim, (key, request_hash, now_ms)):
+                return None
+            if session.execute(STALE_CLAIM_TAKEN_OVER, (request_hash, now_ms, key, stale_before)):
                 return None
             rows = session.query(
                 "SELECT request_hash, status, answer FROM realtime_idempotency_keys WHERE idem_key = %s", (key,)
