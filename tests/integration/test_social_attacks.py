@@ -1,7 +1,7 @@
 """Attacks on the social-chat frames (`typing`, `message_delete`, `conversations`) and on `notification_read` with
-a list of ids, against a real server on the DEFAULT [limits]: a script sending one of them as fast as it can is refused, then closed with 4429; the server's
-memory stays bounded, another user's round trips stay low, and the frames that reach a third user are bounded by
-the contract's own rate (typing: one start and one stop per 2 s).
+a list of ids, against a real server on the DEFAULT [limits]: a script sending one of them as fast as it can is
+refused, then closed with 4429; the server's memory stays bounded, another user's round trips stay low, and the
+frames that reach a third user are bounded by the contract's own rate (typing: one start and one stop per 2 s).
 """
 
 from __future__ import annotations
