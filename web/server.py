@@ -17,6 +17,8 @@ headers, and accepts every connection it can. Here, per connection:
   server counts them, in all and per address, and closes a new connection
   at once beyond either cap, before it costs a greenlet.
 
+The listen backlog (`LISTEN_BACKLOG`) holds a burst of new connections, such
+as every client of a restarted node reconnecting, until they are accepted.
 Running out of descriptors on accept is logged at most once a second and
 accepting pauses briefly, instead of gevent's traceback per failed accept.
 """
@@ -41,6 +43,9 @@ ACCEPT_PAUSE = 0.1  # seconds without accepting after running out of descriptors
 LINGER_SECONDS = 2.0  # nginx's lingering close, shorter
 LINGER_BYTES = 1024 * 1024
 LINGER_READ_BYTES = 64 * 1024
+# connections the kernel completes and holds until accepted (capped at net.core.somaxconn): a restarted node's
+# clients all reconnect at once, and beyond the backlog each one's SYN is dropped and sent again only 1 s later
+LISTEN_BACKLOG = 4096
 LOG_INTERVAL = 1.0  # seconds between two log lines about the same trouble
 BAD_REQUEST_RESPONSE = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 HEADERS_TOO_LARGE_RESPONSE = (
@@ -126,6 +131,8 @@ class PendingConnections:
 
 class ServiceServer(WSGIServer):
     """pywsgi's server, admitting only as many pending connections as `limits` allow (see the module)."""
+
+    backlog = LISTEN_BACKLOG
 
     def __init__(self, address: tuple[str, int], application: object, limits: RequestLimits, handler_class: type):
         super().__init__(address, application, handler_class=handler_class, log=None, error_log=log)

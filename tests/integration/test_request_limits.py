@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import resource
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -31,6 +32,7 @@ EARLY = 0.5  # a close this long before its deadline is not the deadline's doing
 LATE = 2.5  # how long past its deadline a busy two-core machine may take to close a socket
 AT_ONCE = 1.0  # seconds: a connection refused "at once" is closed within this
 DRIP_PACE = 0.5  # seconds between two bytes of a dripping attacker
+BURST = 600  # connections at once: more than gevent's default listen backlog (128), fewer than RLIMIT_NOFILE
 ATTACKER = "127.0.0.2"  # loopback too, but not the newcomer's 127.0.0.1: per-address caps tell them apart
 HEADER_BUDGET = 16 * 1024
 
@@ -432,3 +434,41 @@ def test_handshakes_refused_in_a_loop_are_logged_once_a_second_not_once_each(mak
     refusals = [line for line in log.splitlines() if "WebSocket handshake(s)" in line]
     assert 1 <= len(refusals) <= seconds + 1, refusals
     assert "No protocol defined" not in log, "gevent-websocket's warning for each handshake without a version"
+
+
+def test_a_burst_of_connections_waits_in_the_listen_backlog_while_the_server_is_busy(
+    make_server: ServerFactory,
+) -> None:
+    """A reconnect storm (every client of a restarted node at once) queues in the kernel until accepted. With a
+    short listen backlog the kernel drops the SYNs beyond it, and each such client waits for its SYN to be sent
+    again: one second, then three, seven."""
+    server = make_server().start()
+    storm: list[socket.socket] = []
+    server.process.send_signal(signal.SIGSTOP)  # the server accepts nothing: only the backlog holds them
+    try:
+        for _ in range(BURST):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", server.ws_port))
+            storm.append(sock)
+        connected = _wait_connected(storm, timeout=5.0)
+        assert connected == BURST, f"{connected} of {BURST} connections completed while the server was busy"
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+        for sock in storm:
+            sock.close()
+    assert _handshake_succeeds(server.ws_port)
+
+
+def _wait_connected(socks: list[socket.socket], timeout: float) -> int:
+    """How many of `socks` (connecting, non-blocking) the kernel connected within `timeout`."""
+    selector = selectors.DefaultSelector()
+    for sock in socks:
+        selector.register(sock, selectors.EVENT_WRITE)
+    connected, end = 0, time.monotonic() + timeout
+    while selector.get_map() and time.monotonic() < end:
+        for key, _ in selector.select(max(0.0, end - time.monotonic())):
+            selector.unregister(key.fileobj)
+            connected += key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+    selector.close()
+    return connected
