@@ -193,7 +193,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "ping_interval": Key(
             _non_negative_number,
             "25",
-            "Seconds between WebSocket pings; a socket that answers nothing until the next one is dropped (0: off).",
+            "Seconds between WebSocket pings; a socket whose pong has not echoed the previous ping by the next one"
+            " is dropped, so a peer that vanished, or sends but does not read, is let go (0: off).",
         ),
         "request_timeout": Key(
             _positive_number,
