@@ -5,11 +5,10 @@ from gevent import monkey
 monkey.patch_all()  # before anything else imports socket, threading or ssl
 
 import argparse  # noqa: E402
-import logging  # noqa: E402
 import sys  # noqa: E402
 
 from settings import ConfigError, load_settings  # noqa: E402
-from web.logs import configure_logging  # noqa: E402
+from web.logs import configure_logging, log_configuration  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log.level, settings.log.format)
-    logging.getLogger(__name__).info("effective configuration: %s", settings.redacted())
+    log_configuration(settings.redacted())
 
     from storage import StorageUnavailable
     from web.service import Service, StartupError

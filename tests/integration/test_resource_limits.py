@@ -49,7 +49,7 @@ ATTACK_SECONDS_MAX = 15.0  # no attack runs longer than this, closed or not
 # server CPU during an attack, the bystander's pings included (0.03 to 0.2 s here); a flood read and discarded
 # until the close deadline took 0.9 s
 ATTACK_CPU_SECONDS = 0.4
-SOCKET_FRAME_BURST = int(SCHEMA["limits"]["socket_frame_burst"][1])
+SOCKET_FRAME_BURST = int(SCHEMA["limits"]["socket_frame_burst"].default)
 
 
 class Attacker:

@@ -19,7 +19,7 @@ ATTACK_SECONDS = 3.0  # the flooder sends for at most this long
 CLOSE_DEADLINE = 5.0  # seconds from the first frame to the 4429
 TCP_DEADLINE = 5.0  # seconds from the 4429 to the end of the TCP connection
 FLOOD_FRAMES = 20_000  # frames the flooder sends at most
-DEFAULT = {key: parse(raw) for key, (parse, raw) in SCHEMA["limits"].items()}
+DEFAULT = {name: key.parse(key.default) for name, key in SCHEMA["limits"].items()}
 
 
 def _stored(server: ServerProcess, sender_id: int) -> tuple[int, int]:

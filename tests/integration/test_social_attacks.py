@@ -25,7 +25,7 @@ FLOOD_FRAMES = 20_000  # frames the flooder sends at most
 INBOX_SIZE = 150  # conversations of the attacker: every `conversations` answer is a full page
 UNKNOWN_IDS = 9_000_000_000  # message ids from here on do not exist
 TYPING_INTERVAL = 2.0  # the contract: at most one start forwarded per sender and recipient in this time
-DEFAULT = {key: parse(raw) for key, (parse, raw) in SCHEMA["limits"].items()}
+DEFAULT = {name: key.parse(key.default) for name, key in SCHEMA["limits"].items()}
 
 Frames = Callable[[ServerProcess, int, int], list[bytes]]  # (server, attacker, partner) -> the flood
 

@@ -246,7 +246,7 @@ def test_unknown_key_in_the_file(config):
     [
         ("REALTIME_SERVER_WSPORT", "did you mean REALTIME_SERVER_WS_PORT?"),
         ("REALTIME_CLUSTER_REDISURL", "did you mean REALTIME_CLUSTER_REDIS_URL?"),
-        ("REALTIME_TEST_BACKENDS", "see config.ini for the settings"),
+        ("REALTIME_TEST_BACKENDS", "see docs/configuration.md for the settings"),
     ],
 )
 def test_an_environment_variable_that_names_no_setting_is_refused_with_a_hint(config, name, hint):
