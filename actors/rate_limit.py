@@ -1,6 +1,6 @@
 """How fast one user may send: token buckets for frames, for `message` frames and for the bytes they store.
 
-A person never meets these limits; a script always does (README, Security).
+A person never meets these limits; a script always does (docs/security.md).
 Each bucket refills continuously; what one refuses is answered `rate_limited`
 and dropped. The frame and message buckets also count refusals as strikes, so
 a client that keeps pushing without backing off is told to go (4429).

@@ -56,7 +56,7 @@ class RouterActor(GeventActor):
 
     # Every chat message passes through here, and a turn is a lookup and a tell. Yielding would queue
     # the router behind every other greenlet once per hub loop: under load that capped routing at about
-    # 1,500 messages a second while storage kept up with 5,000 (see README, Performance).
+    # 1,500 messages a second while storage kept up with 5,000 (docs/performance.md).
     fairness_batch = None
 
     def __init__(

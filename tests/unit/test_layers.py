@@ -1,6 +1,6 @@
 """The code's imports follow its layers, with no cycles; test modules share helpers, not each other.
 
-Layers, high to low (README, Architecture): a module may import its own
+Layers, high to low (docs/architecture.md): a module may import its own
 package and the layers below it, never a layer above, and never a sibling
 package of its own layer. Every import counts, inside functions and
 `TYPE_CHECKING` blocks too: a cycle hidden from the interpreter is still one
