@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole test suite: installs the Python dependencies, and Chromium, Node.js, Redis, nginx, promtool,
 # systemd-analyze and MariaDB if missing, then pytest over every tier (pytest.ini: tests/unit, tests/integration,
-# tests/system). Extra arguments go to pytest (e.g. tests/unit, -k chat, -x). REALTIME_TEST_BACKENDS=sqlite skips MariaDB.
+# tests/system). Extra arguments go to pytest (e.g. tests/unit, -k chat, -x). REALTIME_TEST_BACKENDS=sqlite skips
+# MariaDB.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh requirements-dev.txt || exit 1
