@@ -37,9 +37,10 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     ).start()
     try:
         with urllib.request.urlopen(server.http_url + "/metrics", timeout=TIMEOUT) as response:
-            yield exposed_families(response.read().decode("utf-8"))
+            exposition = response.read().decode("utf-8")
     finally:
         server.stop()
+    yield exposed_families(exposition)
 
 
 def dashboard() -> dict[str, Any]:
