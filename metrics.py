@@ -21,7 +21,7 @@ from bisect import bisect_left
 from itertools import accumulate
 from typing import Iterable, Iterator
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
@@ -127,6 +127,15 @@ fanout_seconds = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=None,
 )
+fanouts_running = Gauge(
+    "realtime_fanouts_running", "Notify calls whose notifications are being stored and pushed", ["kind"], registry=None
+)
+notifications_stored = Counter(
+    "realtime_notifications_stored",
+    "Notifications committed by notify calls, by kind: the fan-outs' progress, counted per batch",
+    ["kind"],
+    registry=None,
+)
 db_pool_wait_seconds = Histogram(
     "realtime_db_pool_wait_seconds",
     "Time spent waiting for a database connection",
@@ -157,6 +166,8 @@ ALL = (
     batch_items,
     fanout_recipients,
     fanout_seconds,
+    fanouts_running,
+    notifications_stored,
     db_pool_wait_seconds,
     db_errors,
     cluster_pushes,

@@ -12,6 +12,7 @@ import pykka
 from gevent import Greenlet
 from gevent.event import AsyncResult
 from gevent.pool import Pool
+from prometheus_client import Counter
 
 import metrics
 from actors.messages import ConnectedAmong, Notify, NotifyResult, NotifyUsers
@@ -76,7 +77,8 @@ class NotificationActor(GeventActor):
     def _run(self, request: NotifyRequest, reply: AsyncResult) -> None:
         started = time.monotonic()
         try:
-            result = self._fan_out(request)
+            with metrics.fanouts_running.labels(request.kind).track_inprogress():
+                result = self._fan_out(request)
             metrics.fanout_seconds.labels(request.kind).observe(time.monotonic() - started)
             metrics.fanout_recipients.labels(request.kind).observe(result.recipients)
             reply.set(result)
@@ -98,6 +100,7 @@ class NotificationActor(GeventActor):
         waiting = [u for u in recipients if u in connected]
         offline = [u for u in recipients if u not in connected]
         drafts = partial(_drafts, request, text)
+        store = partial(_store, self._storage, metrics.notifications_stored.labels(request.kind))
         size = self._batch_size
         online = 0
         # each batch of connected recipients is written while the one before it is pushed: the database's time
@@ -106,9 +109,7 @@ class NotificationActor(GeventActor):
         try:
             for start in range(0, len(waiting), size):
                 written = writing
-                writing = gevent.spawn(
-                    self._storage.store_notifications, drafts(waiting[start : start + size], self._now_ms())
-                )
+                writing = gevent.spawn(store, drafts(waiting[start : start + size], self._now_ms()))
                 if written is not None:
                     online += self._push(written.get(), actor_name)
                     gevent.sleep(0)  # let sockets and chat run between batches
@@ -119,9 +120,7 @@ class NotificationActor(GeventActor):
                 writing.kill(block=False)  # this job failed or was killed: its next batch is not pushed either
         for start in range(0, len(offline), size):
             batch_started = time.monotonic()
-            online += self._push(
-                self._storage.store_notifications(drafts(offline[start : start + size], self._now_ms())), actor_name
-            )
+            online += self._push(store(drafts(offline[start : start + size], self._now_ms())), actor_name)
             # the rest only need their rows: take at most half the time, so that chat keeps its latency
             gevent.sleep((time.monotonic() - batch_started) * OFFLINE_PAUSE)
         return NotifyResult(recipients=len(recipients), online=online)
@@ -152,6 +151,13 @@ class NotificationActor(GeventActor):
             followers.extend(page)
             if len(page) < FOLLOWER_PAGE:
                 return followers
+
+
+def _store(storage: Storage, stored: Counter, drafts: list[NotificationDraft]) -> list[Notification]:
+    """Store one batch and count it as the fan-out's progress."""
+    notifications = storage.store_notifications(drafts)
+    stored.inc(len(notifications))
+    return notifications
 
 
 def _drafts(request: NotifyRequest, text: str, user_ids: list[int], created_at: int) -> list[NotificationDraft]:

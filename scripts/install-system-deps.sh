@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install the system packages the tests need, from Debian's packages.
-# Usage: scripts/install-system-deps.sh [mariadb] [chromium] [node] [redis] [nginx]   (no argument: mariadb)
+# Usage: scripts/install-system-deps.sh [mariadb] [chromium] [node] [redis] [nginx] [promtool] [systemd]
+#        (no argument: mariadb)
 #   mariadb   MariaDB server and client, for the integration tests on MySQL/MariaDB
 #   chromium  headless Chromium at /usr/bin/chromium, for the browser tests (tests/system/test_browser.py)
 #   node      Node.js, for the browser client's unit tests (tests/js)
 #   redis     Redis server, for the cluster tests and the two-node benchmark
 #   nginx     nginx, for the test of the load balancer example (tests/system/test_nginx_cluster.py)
+#   promtool  Prometheus's promtool, to check and unit-test the alert rules (tests/system/test_operator_kit.py)
+#   systemd   systemd-analyze, to verify deploy/systemd/realtime.service (tests/system/test_operator_kit.py)
 # Idempotent: installs only what is missing, and returns at once when nothing is.
 set -euo pipefail
 
@@ -32,8 +35,16 @@ for part in "${parts[@]}"; do
         nginx)
             [ -x /usr/sbin/nginx ] || packages+=(nginx)
             ;;
+        promtool)
+            # Debian ships promtool only with the server; in a container its postinst starts no daemon
+            # (policy-rc.d, no init system)
+            [ -x /usr/bin/promtool ] || packages+=(prometheus)
+            ;;
+        systemd)
+            [ -x /usr/bin/systemd-analyze ] || packages+=(systemd)
+            ;;
         *)
-            echo "error: unknown part '$part' (mariadb, chromium, node, redis or nginx)" >&2
+            echo "error: unknown part '$part' (mariadb, chromium, node, redis, nginx, promtool or systemd)" >&2
             exit 2
             ;;
     esac

@@ -246,12 +246,19 @@ def healthz() -> tuple[Response, int]:
     # `cluster` is `degraded` while Redis is unreachable: this node still serves its own users, so it stays 200
     cluster = node.cluster
     node_state = {"users": users, "sockets": sockets, "node": cluster.node_name, "cluster": cluster.status()}
+    if not database_up(node):
+        return jsonify({"status": "unavailable", "database": "down", **node_state}), 503
+    return jsonify({"status": "ok", "database": "ok", **node_state}), 200
+
+
+def database_up(node: Node) -> bool:
+    """Whether the database answers a query: `/healthz` answers 503 and `realtime_database_up` is 0 when not."""
     try:
         node.storage.check()
     except StorageUnavailable as error:
         log.warning("health check: database unavailable: %s", error)
-        return jsonify({"status": "unavailable", "database": "down", **node_state}), 503
-    return jsonify({"status": "ok", "database": "ok", **node_state}), 200
+        return False
+    return True
 
 
 @api.get("/metrics")
@@ -286,6 +293,11 @@ class _NodeCollector:
         for name, depth in self._node.mailbox_depths().items():
             depths.add_metric([name], depth)
         yield depths
+        yield GaugeMetricFamily(
+            "realtime_database_up",
+            "1 while the database answers a query, 0 while it does not (then /healthz answers 503)",
+            value=int(database_up(self._node)),
+        )
         yield GaugeMetricFamily(
             "realtime_cluster_up",
             "1 while this node reaches the other nodes (always with backend local), 0 while Redis is unreachable",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.mariadb import MariaDB, start_mariadb
-from tests.helpers.operations import Traffic, assert_promises_kept, start_traffic, stored_messages
+from tests.helpers.operations import Scrape, Traffic, assert_promises_kept, start_traffic, stored_messages
 from tests.helpers.server import BACKENDS, SCRIPTED_CLIENT_LIMITS, ServerProcess, mysql_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif("mysql" not in BACKENDS, reason="needs the MariaDB backend")]
@@ -35,6 +35,7 @@ def test_health_says_503_while_the_database_is_down_and_recovers_without_restart
                 database.stop()
                 body = _wait_for_health(server, 503)
                 assert body["status"] != "ok" and body["database"] == "down"
+                assert Scrape(server).value("realtime_database_up") == 0  # what the alert RealtimeDatabaseDown reads
 
                 alice.message(bob_id, "while the database is down", "down-1")
                 error = alice.expect_error("unavailable")
@@ -45,6 +46,7 @@ def test_health_says_503_while_the_database_is_down_and_recovers_without_restart
 
                 database.start()
                 assert _wait_for_health(server, 200)["database"] == "ok"
+                assert Scrape(server).value("realtime_database_up") == 1
                 alice.message(bob_id, "after it returned", "down-1")
                 sent = alice.expect("message_sent", clientMsgId="down-1")
                 assert bob.expect("message", messageId=sent["messageId"])["content"] == "after it returned"

@@ -159,12 +159,15 @@ def test_metrics_count_what_happened_and_show_the_node_state(server: ServerProce
         assert delta("realtime_fanout_recipients_sum", kind=kind) == 1, kind
         assert delta("realtime_fanout_seconds_count", kind=kind) == 1, kind
         assert delta("realtime_fanout_seconds_sum", kind=kind) > 0, kind
+        assert delta("realtime_notifications_stored_total", kind=kind) == 1, kind
+        assert after.value("realtime_fanouts_running", kind=kind) == 0, kind
     assert delta("realtime_db_pool_wait_seconds_count") > 0
     assert delta("realtime_db_errors_total") == 0
 
     # gauges read at scrape time: alice and bob were connected at the second scrape
     assert delta("realtime_connected_users") == 2
     assert delta("realtime_open_sockets") == 2
+    assert after.value("realtime_database_up") == 1
     assert after.value("realtime_db_in_use") >= 0 and "realtime_db_in_use" in after.families
     assert after.labels("realtime_mailbox_depth", "actor") == {"router", "notifications", "user_max", "user_total"}
     for actor in ("router", "notifications", "user_max", "user_total"):

@@ -1,10 +1,25 @@
-"""The lock-free hot-path metrics expose what prometheus_client's own would."""
+"""The lock-free hot-path metrics expose what prometheus_client's own would; the node's health and fan-out metrics
+say what /healthz and the notifier do."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from pathlib import Path
+from typing import Any, Iterator
 
+import pytest
+from gevent.event import AsyncResult
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+import metrics
+from actors import Node
+from actors.messages import Notify
+from cluster import LocalCluster
 from metrics import FastHistogram, LabelledCounter, sockets_closed
+from protocol.notify import NotifyRequest
+from storage import Notification, NotificationDraft, StorageUnavailable, open_storage
+from tests.helpers.actors import TIMEOUT, unit_settings
+from web.http_api import create_http_app
 from web.ws.transport import COUNTED_CLOSE_CODES
 
 BUCKETS = (0.01, 0.1, 1.0)
@@ -61,3 +76,74 @@ def test_close_codes_a_client_chooses_become_other_beyond_the_known_ones():
         sockets_closed.count(str(code))
     labels = {line.split('code="')[1].split('"')[0] for line in samples(exposition(sockets_closed))}
     assert labels == {str(code) for code in COUNTED_CLOSE_CODES} | {"other"}
+
+
+# ------------------------------------------------------------ metrics of a node
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    """A node on SQLite whose notifier stores two notifications per batch."""
+    settings = unit_settings(tmp_path, REALTIME_NOTIFY_FANOUT_BATCH="2")
+    storage = open_storage(settings.database)
+    storage.prepare()
+    node = Node(storage, settings, LocalCluster("unit"))
+    yield node
+    node.shutdown(TIMEOUT)
+    storage.close()
+
+
+def sample(metric: Any, name: str, **labels: str) -> float:
+    registry = CollectorRegistry()
+    registry.register(metric)
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+def test_realtime_database_up_is_0_exactly_when_healthz_answers_503(
+    node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = create_http_app(unit_settings(tmp_path), node).test_client()
+
+    def database_up() -> float:
+        families = text_string_to_metric_families(client.get("/metrics").get_data(as_text=True))
+        [family] = [family for family in families if family.name == "realtime_database_up"]
+        return family.samples[0].value
+
+    assert client.get("/healthz").status_code == 200 and database_up() == 1
+
+    def refuse() -> None:
+        raise StorageUnavailable("the database is down (unit test)")
+
+    monkeypatch.setattr(node.storage, "check", refuse)
+    assert client.get("/healthz").status_code == 503 and database_up() == 0
+
+
+def test_a_fan_out_counts_its_stored_notifications_batch_by_batch_while_it_shows_as_running(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    followers = [10, 11, 12, 13, 14]
+    node.storage.add_users([(1, "ann"), *((user, f"follower{user}") for user in followers)])
+    node.storage.add_posts([(900, 1)])
+    node.storage.add_follows([(user, 1) for user in followers])
+    stored_before = sample(metrics.notifications_stored, "realtime_notifications_stored_total", kind="post")
+    seen: list[tuple[float, float]] = []  # (running, stored so far) as each batch is stored
+    store = node.storage.store_notifications
+
+    def store_and_look(drafts: list[NotificationDraft]) -> list[Notification]:
+        seen.append(
+            (
+                sample(metrics.fanouts_running, "realtime_fanouts_running", kind="post"),
+                sample(metrics.notifications_stored, "realtime_notifications_stored_total", kind="post")
+                - stored_before,
+            )
+        )
+        return store(drafts)
+
+    monkeypatch.setattr(node.storage, "store_notifications", store_and_look)
+    reply = AsyncResult()
+    node.notifier.tell(Notify(NotifyRequest(kind="post", post_id=900, actor_id=1), reply))
+
+    assert reply.get(timeout=TIMEOUT).recipients == 5
+    assert seen == [(1, 0), (1, 2), (1, 4)]  # batches of 2, 2 and 1
+    assert sample(metrics.fanouts_running, "realtime_fanouts_running", kind="post") == 0
+    assert sample(metrics.notifications_stored, "realtime_notifications_stored_total", kind="post") - stored_before == 5
