@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the system packages the tests need, from Debian's packages.
-# Usage: scripts/install-system-deps.sh [mariadb] [chromium] [node] [redis] [nginx]   (no argument: mariadb)
+# Usage: scripts/install-system-deps.sh [mariadb] [chromium] [node] [redis] [nginx] [curl]   (no argument: mariadb)
 #   mariadb   MariaDB server and client, for the integration tests on MySQL/MariaDB
 #   chromium  headless Chromium at /usr/bin/chromium, for the browser tests (tests/system/test_browser.py)
 #   node      Node.js, for the browser client's unit tests (tests/js)
 #   redis     Redis server, for the cluster tests and the two-node benchmark
 #   nginx     nginx, for the test of the load balancer example (tests/system/test_nginx_cluster.py)
+#   curl      curl, for the README's commands (tests/system/test_readme.py)
 # Idempotent: installs only what is missing, and returns at once when nothing is.
 set -euo pipefail
 
@@ -32,8 +33,11 @@ for part in "${parts[@]}"; do
         nginx)
             [ -x /usr/sbin/nginx ] || packages+=(nginx)
             ;;
+        curl)
+            command -v curl >/dev/null 2>&1 || packages+=(curl)
+            ;;
         *)
-            echo "error: unknown part '$part' (mariadb, chromium, node, redis or nginx)" >&2
+            echo "error: unknown part '$part' (mariadb, chromium, node, redis, nginx or curl)" >&2
             exit 2
             ;;
     esac
