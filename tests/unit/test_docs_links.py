@@ -85,7 +85,7 @@ def problem(document: Path, target: str) -> str | None:
 def test_every_link_resolves_inside_the_repository(document: Path) -> None:
     targets = links(document.read_text(encoding="utf-8"))
     problems = [reason for reason in (problem(document, target) for target in targets) if reason]
-    assert problems == []
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize(
