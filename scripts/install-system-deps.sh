@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the system packages the tests need, from Debian's packages.
-# Usage: scripts/install-system-deps.sh [mariadb] [chromium] [node] [redis] [nginx] [promtool] [systemd]
+# Usage: scripts/install-system-deps.sh [mariadb] [chromium] [node] [redis] [nginx] [promtool] [systemd] [curl]
 #        (no argument: mariadb)
 #   mariadb   MariaDB server and client, for the integration tests on MySQL/MariaDB
 #   chromium  headless Chromium at /usr/bin/chromium, for the browser tests (tests/system/test_browser.py)
@@ -9,6 +9,7 @@
 #   nginx     nginx, for the test of the load balancer example (tests/system/test_nginx_cluster.py)
 #   promtool  Prometheus's promtool, to check and unit-test the alert rules (tests/system/test_operator_kit.py)
 #   systemd   systemd-analyze, to verify deploy/systemd/realtime.service (tests/system/test_operator_kit.py)
+#   curl      curl, for the README's commands (tests/system/test_readme.py)
 # Idempotent: installs only what is missing, and returns at once when nothing is.
 set -euo pipefail
 
@@ -43,8 +44,11 @@ for part in "${parts[@]}"; do
         systemd)
             [ -x /usr/bin/systemd-analyze ] || packages+=(systemd)
             ;;
+        curl)
+            command -v curl >/dev/null 2>&1 || packages+=(curl)
+            ;;
         *)
-            echo "error: unknown part '$part' (mariadb, chromium, node, redis, nginx, promtool or systemd)" >&2
+            echo "error: unknown part '$part' (mariadb, chromium, node, redis, nginx, promtool, systemd or curl)" >&2
             exit 2
             ;;
     esac

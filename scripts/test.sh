@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Run the whole test suite: installs the Python dependencies, and Chromium, Node.js, Redis, nginx, promtool,
-# systemd-analyze and MariaDB if missing, then pytest over every tier (pytest.ini: tests/unit, tests/integration,
+# systemd-analyze, curl and MariaDB if missing, then pytest over every tier (pytest.ini: tests/unit, tests/integration,
 # tests/system). Extra arguments go to pytest (e.g. tests/unit, -k chat, -x). REALTIME_TEST_BACKENDS=sqlite skips
 # MariaDB.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh requirements-dev.txt || exit 1
-system_deps=(chromium node redis nginx promtool systemd)
+system_deps=(chromium node redis nginx promtool systemd curl)
 if [[ ",${REALTIME_TEST_BACKENDS:-sqlite,mysql}," == *",mysql,"* ]]; then
   system_deps+=(mariadb)
 fi
