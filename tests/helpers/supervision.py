@@ -237,7 +237,7 @@ def supervised_cluster(tmp_path: Path) -> Iterator[SupervisedCluster]:
     """A copy of supervisord-cluster.conf on free loopback ports with its data/ in `tmp_path`, not started yet;
     supervisord, Redis and both nodes are gone afterwards, whatever happened."""
     data_dir = tmp_path / "data"
-    (data_dir / "redis").mkdir(parents=True)  # as the README's `mkdir -p data/redis`
+    (data_dir / "redis").mkdir(parents=True)  # as docs/scaling.md's `mkdir -p data/redis`
     database = {"REALTIME_DATABASE_BACKEND": "sqlite", "REALTIME_DATABASE_PATH": str(data_dir / "realtime.sqlite3")}
     a, b = ServerProcess(tmp_path / "a", database), ServerProcess(tmp_path / "b", database)
     redis_port = free_port()

@@ -49,7 +49,7 @@ def cluster(tmp_path: Path) -> Iterator[SupervisedCluster]:
 
 
 def test_the_file_runs_redis_first_then_two_demo_nodes_joined_through_it() -> None:
-    """What the README promises of supervisord-cluster.conf, read from the file itself."""
+    """What docs/scaling.md promises of supervisord-cluster.conf, read from the file itself."""
     config = read_config(REPO_ROOT / "supervisord-cluster.conf")
     programs = [section.removeprefix("program:") for section in config.sections() if section.startswith("program:")]
     assert programs == list(CLUSTER_PROGRAMS)
