@@ -373,7 +373,7 @@ def test_beyond_the_global_cap_new_connections_are_closed_at_once_and_the_other_
 
 DESCRIPTOR_LIMIT = 256
 EXHAUSTION_LINE = re.compile(
-    r"^\d{4}-\d\d-\d\dT(\d\d):(\d\d):(\d\d) ERROR web\.server: port (\d+): cannot accept connections: "
+    r"^\d{4}-\d\d-\d\dT(\d\d):(\d\d):(\d\d)\.\d{3}Z ERROR web\.server: port (\d+): cannot accept connections: "
     r"Too many open files \(\d+ failed accept\(s\) in the last second\); retrying$"
 )
 
