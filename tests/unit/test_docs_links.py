@@ -1,4 +1,5 @@
-"""Every link and image in README.md and docs/ resolves inside the repository, so a reader never meets a dead one.
+"""Every link and image in the repository's Markdown (README.md, docs/, the clients' READMEs) resolves inside
+the repository, so a reader never meets a dead one.
 
 Relative targets must name a file of the repository (never `../shared`, which a reader of the repository does
 not have), an `#anchor` must be a heading of its file by GitHub's slug rules, and web links may point only at
@@ -15,7 +16,19 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DOCUMENTS = sorted([REPO_ROOT / "README.md", *(REPO_ROOT / "docs").rglob("*.md")])
+SKIPPED_FOLDERS = {"node_modules", "test-artifacts", "data"}  # others' files and the tests' output
+
+
+def documents() -> list[Path]:
+    """Every Markdown file of the repository: the README, docs/ and the client packages' READMEs."""
+    return sorted(
+        path
+        for path in REPO_ROOT.rglob("*.md")
+        if not any(part.startswith(".") or part in SKIPPED_FOLDERS for part in path.relative_to(REPO_ROOT).parts)
+    )
+
+
+DOCUMENTS = documents()
 ALLOWED_HOSTS = {"127.0.0.1", "localhost"}
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[`~]*[ \t]*$", re.MULTILINE | re.DOTALL)
