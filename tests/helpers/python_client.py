@@ -28,15 +28,15 @@ BUILD_TIMEOUT = 120
 
 @dataclass
 class ScriptedServer:
-    """Answers each POST with the next (status, JSON body) of `answers` and keeps what it was sent."""
+    """Answers each POST with the next (status, JSON body[, headers]) of `answers` and keeps what it was sent."""
 
-    answers: list[tuple[int, Any]]
+    answers: list[tuple[Any, ...]]
     requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)  # (path, headers, body)
     url: str = ""
 
 
 @contextmanager
-def scripted_server(answers: list[tuple[int, Any]]) -> Iterator[ScriptedServer]:
+def scripted_server(answers: list[tuple[Any, ...]]) -> Iterator[ScriptedServer]:
     """A local HTTP server playing `answers` in order, for what the real service cannot be made to answer."""
     script = ScriptedServer(list(answers))
 
@@ -44,9 +44,11 @@ def scripted_server(answers: list[tuple[int, Any]]) -> Iterator[ScriptedServer]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             script.requests.append((self.path, dict(self.headers), body))
-            status, answer = script.answers.pop(0)
+            status, answer, *headers = script.answers.pop(0)
             raw = json.dumps(answer).encode()
             self.send_response(status)
+            for name, value in (headers[0] if headers else {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
             self.end_headers()

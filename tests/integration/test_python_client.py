@@ -177,6 +177,19 @@ def test_retries_end_in_unavailable_and_other_answers_are_not_retried() -> None:
         assert len(stand_in.requests) == 1
 
 
+def test_a_503_retry_after_is_waited_for_up_to_max_backoff() -> None:
+    """The service answers a repeat of a key whose first call still runs with 503 and `Retry-After: 1`: a retry
+    sooner would only get the same answer."""
+    busy = (503, {"success": False, "error": "a request with this Idempotency-Key is in progress"})
+    answers = [(*busy, {"Retry-After": "1"}), (*busy, {"Retry-After": "60"}), (*busy, {"Retry-After": "soon"})]
+    with scripted_server([*answers, (200, OK)]) as stand_in:
+        waits: list[float] = []
+        NotifyClient(stand_in.url, retries=3, backoff=0.01, max_backoff=5, sleep=waits.append).post(1, 2)
+    assert waits[:2] == [1.0, 5.0]  # as asked; then capped at max_backoff
+    assert waits[2] <= 0.04  # a Retry-After that is no number of seconds: the client's own backoff
+    assert len(stand_in.requests) == 4
+
+
 def test_connection_refused_is_retried_then_unavailable() -> None:
     with silent_listener() as url:
         closed_url = url  # the port is closed again once the listener is gone
@@ -263,5 +276,5 @@ def test_package_builds_installs_alone_and_notifies(server: ServerProcess, tmp_p
     with server.connect(owner) as owner_socket:
         version, recipients, online, token = run_in_venv(python, code, cwd=tmp_path).split()
         owner_socket.expect("notification", postId=post_id, actorId=liker)
-    assert (version, recipients, online) == ("0.1.0", "1", "1")
+    assert (version, recipients, online) == ("0.2.0", "1", "1")
     assert verify_token(SECRET, token) == liker

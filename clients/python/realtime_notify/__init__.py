@@ -16,7 +16,7 @@ from realtime_notify.errors import (
 )
 from realtime_notify.tokens import mint_token
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "BadRequest",
     "Conflict",

@@ -2,7 +2,8 @@
 
 Every logical call carries one `Idempotency-Key` (made per call unless the caller gives one) and every
 retry of it repeats that key, so a call retried after a lost answer or a 503 is stored once by the
-service. Retried: no answer (connection refused or reset, timeout) and 503; every other answer is final.
+service. Retried: no answer (connection refused or reset, timeout) and 503, not sooner than a 503's
+`Retry-After` asks; every other answer is final.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ class NotifyClient:
     captured request cannot be altered or replayed after the allowed clock skew); `secret` sends it as
     `X-Notify-Secret` instead; neither suits a service with no secret, which answers loopback callers only.
     `timeout` bounds each attempt's connect and each read, in seconds; after a failed attempt the client
-    waits `backoff * 2**attempt` seconds, capped at `max_backoff`, with jitter in the upper half, and tries
-    again, `retries` times at most. It keeps no connection or other state between calls: one client may
-    serve every thread or greenlet of the application.
+    waits `backoff * 2**attempt` seconds, capped at `max_backoff`, with jitter in the upper half (or longer
+    if a 503's `Retry-After` asks, up to `max_backoff`), and tries again, `retries` times at most. It keeps no
+    connection or other state between calls: one client may serve every thread or greenlet of the application.
     """
 
     def __init__(
@@ -120,8 +121,9 @@ class NotifyClient:
         path = f"{self._path_prefix}/notify/{kind}"
         body = json.dumps(fields, separators=(",", ":")).encode("utf-8")
         for attempt in range(self.retries + 1):
+            retry_after = 0.0
             try:
-                status, answer = self._send(path, body, key)
+                status, answer, retry_after = self._send(path, body, key)
             except (OSError, http.client.HTTPException) as error:
                 timed_out = isinstance(error, (socket.timeout, TimeoutError)) or isinstance(
                     getattr(error, "reason", None), (socket.timeout, TimeoutError)
@@ -138,12 +140,12 @@ class NotifyClient:
                     failure.idempotency_key = key
                     raise failure
             if attempt < self.retries:
-                self._sleep(self._delay(attempt))
+                self._sleep(max(self._delay(attempt), min(retry_after, self.max_backoff)))
         failure.idempotency_key = key  # to retry later: the service answers it once
         raise failure
 
-    def _send(self, path: str, body: bytes, key: str) -> tuple[int, Any]:
-        """One attempt: (status, the answer's JSON or its text)."""
+    def _send(self, path: str, body: bytes, key: str) -> tuple[int, Any, float]:
+        """One attempt: (status, the answer's JSON or its text, the seconds its `Retry-After` asks for or 0)."""
         headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: key}
         if self._signing_secret is not None:
             timestamp = int(self._clock())  # per attempt: a retry must stay within the service's allowed skew
@@ -155,10 +157,10 @@ class NotifyClient:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, _decode(response.read())
+                return response.status, _decode(response.read()), 0.0
         except urllib.error.HTTPError as error:
             with error:
-                return error.code, _decode(error.read())
+                return error.code, _decode(error.read()), _retry_after(error.headers.get("Retry-After"))
 
     def _delay(self, attempt: int) -> float:
         """Seconds before retry `attempt` + 1: exponential, capped, a random point in the upper half."""
@@ -168,6 +170,12 @@ class NotifyClient:
 
 def _with_owner(fields: dict[str, Any], post_owner_id: int | None) -> dict[str, Any]:
     return fields if post_owner_id is None else {**fields, "postOwnerId": post_owner_id}
+
+
+def _retry_after(value: str | None) -> float:
+    """The seconds of a `Retry-After` header in its delay form ("1"); 0 for none, or for the date form, which the
+    service never sends."""
+    return float(value) if value and value.strip().isdigit() else 0.0
 
 
 def _decode(raw: bytes) -> Any:
