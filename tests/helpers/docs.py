@@ -7,7 +7,8 @@ import re
 from tests.helpers.server import REPO_ROOT
 
 DOCS = REPO_ROOT / "docs"
-_FENCED = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
+# a fenced block: ``` or ~~~ (three or more), up to a closing fence as long, as CommonMark has it
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[`~]*[ \t]*$", re.MULTILINE | re.DOTALL)
 _INLINE = re.compile(r"`([^`\n]+)`")
 _WORD = re.compile(r"[A-Za-z_$][\w$]*")
 
@@ -16,8 +17,8 @@ def code_words(document: str) -> set[str]:
     """Every identifier inside the document's code: fenced blocks and `inline spans`. A name a reader may look
     for is "documented" when it appears there, not merely in prose where it could be an ordinary word."""
     text = (DOCS / document).read_text(encoding="utf-8")
-    code = _FENCED.findall(text)
-    code += _INLINE.findall(_FENCED.sub("", text))
+    code = [block.group(0) for block in FENCE.finditer(text)]
+    code += _INLINE.findall(FENCE.sub("", text))
     return {word for chunk in code for word in _WORD.findall(chunk)}
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 import settings
+from tests.helpers.docs import code_spans
 from tests.helpers.server import REPO_ROOT
 
-DOC = REPO_ROOT / "docs" / "architecture.md"
 CODE_FOLDERS = ("actors", "cluster", "protocol", "storage", "web", "bench")
 CODE_MODULES = ("routing.py", "settings.py", "metrics.py", "greenlets.py")
 
@@ -34,8 +34,7 @@ CONSTANT = re.compile(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+")
 
 def spans() -> list[str]:
     """The doc's backticked spans, a call's arguments dropped (`Node.mark_delivered(...)` names the method)."""
-    found = re.findall(r"`([^`\n]+)`", DOC.read_text(encoding="utf-8"))
-    return sorted({re.sub(r"\(.*\)$", "", span) for span in found})
+    return sorted({re.sub(r"\(.*\)$", "", span) for span in code_spans("architecture.md")})
 
 
 @cache

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.docs import FENCE
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SKIPPED_FOLDERS = {"node_modules", "test-artifacts", "data"}  # others' files and the tests' output
 
@@ -31,7 +33,6 @@ def documents() -> list[Path]:
 DOCUMENTS = documents()
 ALLOWED_HOSTS = {"127.0.0.1", "localhost"}
 
-FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[`~]*[ \t]*$", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1", re.DOTALL)
 INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 REFERENCE_LINK = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$", re.MULTILINE)
