@@ -26,11 +26,15 @@ def utc_milliseconds(record: logging.LogRecord) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
 
 
-class PlainFormatter(logging.Formatter):
-    """`time LEVEL logger: message`, with the start-up configuration as `[section] key=value ...` on the same line."""
+class UtcMilliseconds(logging.Formatter):
+    """A formatter whose times are `utc_milliseconds`, whatever its format."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
         return utc_milliseconds(record)
+
+
+class PlainFormatter(UtcMilliseconds):
+    """`time LEVEL logger: message`, with the start-up configuration as `[section] key=value ...` on the same line."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         line = super().formatMessage(record)
@@ -38,14 +42,11 @@ class PlainFormatter(logging.Formatter):
         return f"{line} {_pairs(config)}" if isinstance(config, Mapping) else line
 
 
-class JsonLinesFormatter(JsonFormatter):
+class JsonLinesFormatter(JsonFormatter, UtcMilliseconds):
     """One JSON object per line: `time`, `level`, `logger`, `message`, any `extra` fields, `exc_info` for errors."""
 
     def __init__(self) -> None:
         super().__init__(JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
-        return utc_milliseconds(record)
 
 
 def _pairs(config: Mapping[str, Mapping[str, Any]]) -> str:
